@@ -1,0 +1,422 @@
+"""The `lotledger` command. Each command parses, calls the domain or the client, and prints."""
+
+from __future__ import annotations
+
+import base64
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+from google.protobuf import json_format
+
+from lotledger.cli.options import DEFAULT_SERVER, client_options, signer_options
+from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
+from lotledger.cli.record_input import parse_documents, signed_records
+from lotledger.cli.verify_cmd import DataDirSource, LiveSource, verify_log
+from lotledger.ledger import merkle, policy
+from lotledger.ledger.client import LedgerClient, StreamRefusal
+from lotledger.ledger.errors import ProofError
+from lotledger.ledger.log import AppendResult, Ledger, LedgerConfig
+from lotledger.ledger.records import sign
+from lotledger.signing.errors import SigningError
+from lotledger.signing.keys import SigningKey, VerifyKey
+from lotledger.signing.note import NoteSigner, NoteVerifier
+from lotledger.v1 import records_pb2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lotledger")
+def main() -> None:
+    """lotledger: a signed, hash-chained, Merkle-verifiable ledger for lot traceability."""
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _load_signer(key_path: str | None, participant: str | None, *, default_participant: str | None = None) -> tuple[SigningKey, str]:
+    if not key_path:
+        fail("no signing key: pass --key PATH or set LOTLEDGER_KEY", ExitCode.USAGE)
+    participant = participant or default_participant
+    if not participant:
+        fail("no participant: pass --participant ID or set LOTLEDGER_PARTICIPANT", ExitCode.USAGE)
+    return SigningKey.load(key_path), participant
+
+
+def _connect(server: str) -> LedgerClient:
+    client = LedgerClient(server)
+    client.wait_ready(timeout=5.0)
+    return client
+
+
+def _log_verifier(log_key: str) -> NoteVerifier:
+    """--log-key takes the verifier key string itself or a file that holds it."""
+    text = log_key
+    path = Path(log_key)
+    if "+" not in log_key or path.is_file():
+        try:
+            text = path.read_text().strip()
+        except OSError as e:
+            fail(f"--log-key: {log_key!r} is neither a verifier key (name+hash+key) nor a readable file: {e}", ExitCode.USAGE)
+    return NoteVerifier.from_string(text)
+
+
+def _result_json(r: AppendResult, record_id: str) -> dict[str, Any]:
+    return {
+        "record_id": record_id,
+        "seq": r.seq,
+        "leaf_hash": r.leaf_hash.hex(),
+        "received_at": datetime.fromtimestamp(r.received_at_ns / 1e9, timezone.utc).isoformat(),
+        "duplicate": r.duplicate,
+    }
+
+
+# ---- init / serve -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--origin", required=True, help="The log's name, e.g. plant-7.example.com/lotledger.")
+@click.option("--admin-id", default="admin", show_default=True, help="Participant id of the first admin.")
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
+    """Create a ledger: the store, the log key, the first admin key, and entry 0."""
+    _init(data_dir, origin, admin_id, as_json)
+
+
+def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
+    keys = data_dir / "keys"
+    if (data_dir / "ledger" / "data.mdb").exists():
+        fail(f"{data_dir} already holds a ledger", ExitCode.USAGE)
+    keys.mkdir(parents=True, exist_ok=True)
+    log_key, admin_key = SigningKey.generate(), SigningKey.generate()
+    log_key.save_pair(keys / "log.key")
+    admin_key.save_pair(keys / "admin.key")
+    Ledger.initialize(data_dir, origin, log_key, admin_key, admin_id=admin_id).close()
+    vkey = NoteSigner(origin, log_key).verifier_key
+    (data_dir / "log.vkey").write_text(vkey + "\n")
+    if as_json:
+        emit_json({"origin": origin, "log_verifier_key": vkey, "admin_id": admin_id, "admin_key_id": admin_key.key_id})
+    else:
+        note(f"initialized {data_dir}: log key {keys / 'log.key'}, admin key {keys / 'admin.key'} (participant {admin_id!r})")
+        note("the log's verifier key (give it to regulators; also in log.vkey):")
+        click.echo(vkey)
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--listen", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
+@click.option("--checkpoint-interval", default=1.0, show_default=True, type=click.FloatRange(min=0.01), help="Seconds between checkpoints while the log grows.")
+@click.option("--init", "init_origin", metavar="ORIGIN", help="Initialize DATA_DIR with this origin first if it holds no ledger.")
+@handles_errors
+def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: str | None) -> None:
+    """Serve a ledger over gRPC until SIGINT or SIGTERM."""
+    from lotledger.ledger.server import LedgerServer
+
+    if init_origin and not (data_dir / "ledger" / "data.mdb").exists():
+        _init(data_dir, init_origin, "admin", False)
+    if not (data_dir / "keys" / "log.key").exists():
+        fail(f"{data_dir} is not a ledger: run `lotledger init {data_dir} --origin NAME` (or serve --init NAME)", ExitCode.USAGE)
+    server = LedgerServer(data_dir, listen, config=LedgerConfig(checkpoint_interval=checkpoint_interval)).start()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    note(f"lotledger {server.ledger.origin}: {server.ledger.size} entries, serving on {server.address}")
+    note(f"log verifier key: {server.ledger.log_verifier_key}")
+    stopping.wait()
+    note("stopping: finishing calls in flight and the last checkpoint")
+    server.stop()
+
+
+# ---- keys -----------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Generate, register and revoke participant keys."""
+
+
+@keys.command("generate")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def keys_generate(path: Path, as_json: bool) -> None:
+    """Write a new Ed25519 key to PATH (0600) and PATH.pub; print its key id."""
+    if path.exists():
+        fail(f"{path} exists; refusing to overwrite a key", ExitCode.USAGE)
+    key = SigningKey.generate()
+    key.save_pair(path)
+    if as_json:
+        emit_json({"key_id": key.key_id, "private_key": str(path), "public_key": f"{path}.pub"})
+    else:
+        click.echo(key.key_id)
+
+
+def _append_one(server: str, record: records_pb2.Record, key: SigningKey, as_json: bool) -> None:
+    with _connect(server) as client:
+        result = client.append(sign(record, key))
+    if as_json:
+        emit_json(_result_json(result, record.record_id))
+    else:
+        click.echo(f"seq {result.seq}  leaf {result.leaf_hash.hex()}{'  (already in the log)' if result.duplicate else ''}")
+
+
+@keys.command("register")
+@click.option("--id", "participant_id", required=True, help="Participant id to register (or add a key to).")
+@click.option("--role", required=True, type=click.Choice(sorted(policy.ROLES_BY_NAME)))
+@click.option("--public-key", "public_key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--business-name", default="")
+@click.option("--phone", default="")
+@click.option("--address", default="")
+@click.option("--gln", default="")
+@signer_options
+@handles_errors
+def keys_register(
+    participant_id: str, role: str, public_key: Path, business_name: str, phone: str, address: str, gln: str,
+    server: str, key_path: str | None, participant: str | None, as_json: bool,
+) -> None:
+    """Register a participant's public key (signed by an admin key)."""
+    key, submitter = _load_signer(key_path, participant, default_participant="admin")
+    pub = VerifyKey.load(public_key)
+    record = records_pb2.Record(record_id=f"register/{participant_id}/{pub.key_id[:16]}", submitter=submitter)
+    record.created_at.GetCurrentTime()
+    reg = record.participant_registered
+    reg.participant_id, reg.role, reg.public_key = participant_id, policy.ROLES_BY_NAME[role], pub.raw
+    reg.business_name, reg.phone, reg.address, reg.gln = business_name, phone, address, gln
+    _append_one(server, record, key, as_json)
+    if not as_json:
+        note(f"registered key {pub.key_id} for {participant_id!r} as {role}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--reason", required=True)
+@signer_options
+@handles_errors
+def keys_revoke(key_id: str, reason: str, server: str, key_path: str | None, participant: str | None, as_json: bool) -> None:
+    """Revoke a key from now on (records it signed before stay valid)."""
+    key, submitter = _load_signer(key_path, participant, default_participant="admin")
+    record = records_pb2.Record(record_id=f"revoke/{key_id[:32]}", submitter=submitter)
+    record.created_at.GetCurrentTime()
+    record.key_revoked.key_id, record.key_revoked.reason = key_id, reason
+    _append_one(server, record, key, as_json)
+
+
+# ---- append / get ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.File("r"))
+@signer_options
+@handles_errors
+def append(file: Any, server: str, key_path: str | None, participant: str | None, as_json: bool) -> None:
+    """Sign and append records from FILE: one JSON record ({"shipment": {...}}), a JSON list,
+    or .jsonl (one per line, streamed); `-` reads stdin."""
+    key, participant = _load_signer(key_path, participant)
+    name = getattr(file, "name", "-")
+    docs = parse_documents(file, name, lines=name.endswith(".jsonl"))
+    prepared = list(signed_records(docs, key, participant))
+    if not prepared:
+        fail(f"{name}: no records", ExitCode.USAGE)
+    results: list[dict[str, Any]] = []
+    refused = 0
+    with _connect(server) as client:
+        if len(prepared) == 1:
+            outcomes: list[AppendResult | StreamRefusal] = [client.append(prepared[0][2])]
+        else:
+            outcomes = list(client.append_stream(s for _, _, s in prepared))
+    for (where, record, _), outcome in zip(prepared, outcomes, strict=True):
+        if isinstance(outcome, StreamRefusal):
+            refused += 1
+            err = outcome.error
+            results.append({"record_id": record.record_id, "where": where, "error": {"reason": err.reason, "message": err.message, "field": err.field}})
+            if not as_json:
+                note(f"{where}: refused: {err.message} [{err.reason}]")
+        else:
+            results.append(_result_json(outcome, record.record_id))
+            if not as_json:
+                dup = "  (already in the log)" if outcome.duplicate else ""
+                click.echo(f"seq {outcome.seq}  leaf {outcome.leaf_hash.hex()}  {record.record_id}{dup}")
+    if as_json:
+        emit_json(results if len(results) > 1 else results[0])
+    if refused:
+        fail(f"{refused} of {len(prepared)} records refused", ExitCode.FAILED)
+
+
+@main.command()
+@click.argument("seq", type=int, required=False)
+@click.option("--record-id", help="Look the entry up by record id instead of seq.")
+@client_options
+@handles_errors
+def get(seq: int | None, record_id: str | None, server: str, as_json: bool) -> None:
+    """Show one entry and its record."""
+    if (seq is None) == (record_id is None):
+        fail("give SEQ or --record-id", ExitCode.USAGE)
+    with _connect(server) as client:
+        response = client.get_entry(seq=seq, record_id=record_id)
+    entry = records_pb2.Entry.FromString(response.entry)
+    record = records_pb2.Record.FromString(entry.signed_record.record_bytes)
+    data = {
+        "seq": response.seq,
+        "leaf_hash": response.leaf_hash.hex(),
+        "prev_hash": entry.prev_hash.hex(),
+        "received_at": entry.received_at.ToJsonString(),
+        "key_id": entry.signed_record.key_id,
+        "signature": entry.signed_record.signature.hex(),
+        "record": json_format.MessageToDict(record, preserving_proto_field_name=True),
+    }
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"entry {data['seq']}  received {data['received_at']}")
+    click.echo(f"  leaf {data['leaf_hash']}\n  prev {data['prev_hash']}\n  key  {data['key_id']}")
+    import json
+
+    click.echo(json.dumps(data["record"], indent=2))
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the signed note to a file.")
+@click.option("--size", default=0, help="The checkpoint issued at this tree size (default: latest).")
+@client_options
+@handles_errors
+def checkpoint(out: Path | None, size: int, server: str, as_json: bool) -> None:
+    """Print the latest signed checkpoint (a C2SP signed note)."""
+    with _connect(server) as client:
+        cp = client.checkpoint(size)
+    if out:
+        out.write_bytes(cp.note)
+        note(f"checkpoint of size {cp.size} written to {out}")
+    if as_json:
+        emit_json({"tree_size": cp.size, "root_hash": cp.root_hash.hex(), "note": cp.note.decode()})
+    elif not out:
+        click.echo(cp.note.decode(), nl=False)
+
+
+# ---- proofs ----------------------------------------------------------------------------------
+
+
+@main.group()
+def proof() -> None:
+    """Fetch and check Merkle proofs (RFC 9162)."""
+
+
+@proof.command("inclusion")
+@click.argument("seq", type=int)
+@click.option("--size", default=0, help="Tree size (default: the latest checkpoint's).")
+@client_options
+@handles_errors
+def proof_inclusion(seq: int, size: int, server: str, as_json: bool) -> None:
+    """Prove that entry SEQ is in the tree of a given size."""
+    with _connect(server) as client:
+        p = client.inclusion_proof(seq, size)
+    try:
+        merkle.verify_inclusion(p.seq, p.tree_size, p.leaf_hash, list(p.proof), p.root_hash)
+        verified = True
+    except ProofError:
+        verified = False
+    data = {
+        "seq": p.seq, "tree_size": p.tree_size, "leaf_hash": p.leaf_hash.hex(), "root_hash": p.root_hash.hex(),
+        "proof": [h.hex() for h in p.proof], "verified_against_stated_root": verified,
+        "checkpoint": p.checkpoint.decode() if p.checkpoint else None,
+    }
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"entry {p.seq} in tree of size {p.tree_size}: leaf {data['leaf_hash']}")
+        click.echo(f"root {data['root_hash']}")
+        for i, h in enumerate(data["proof"]):
+            click.echo(f"  {i:2d} {h}")
+    if not verified:
+        fail("the proof does not verify against the server's stated root")
+
+
+@proof.command("consistency")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@client_options
+@handles_errors
+def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
+    """Prove that the tree of size OLD is a prefix of the tree of size NEW."""
+    with _connect(server) as client:
+        p = client.consistency_proof(old, new)
+    try:
+        merkle.verify_consistency(p.old_size, p.new_size, p.old_root, p.new_root, list(p.proof))
+        verified = True
+    except ProofError:
+        verified = False
+    data = {
+        "old_size": p.old_size, "new_size": p.new_size, "old_root": p.old_root.hex(), "new_root": p.new_root.hex(),
+        "proof": [h.hex() for h in p.proof], "verified_against_stated_roots": verified,
+    }
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"tree {p.old_size} -> {p.new_size}\n  old root {data['old_root']}\n  new root {data['new_root']}")
+        for i, h in enumerate(data["proof"]):
+            click.echo(f"  {i:2d} {h}")
+    if not verified:
+        fail("the proof does not verify against the server's stated roots")
+
+
+# ---- verify ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it.")
+@click.option("--since", "since", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="An earlier checkpoint the log must extend.")
+@click.option("--data-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Verify a copy of a data directory, with no server.")
+@click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
+@click.option("--server", envvar="LOTLEDGER_SERVER", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+@handles_errors
+def verify(log_key: str, since: Path | None, data_dir: Path | None, no_signatures: bool, server: str, as_json: bool, quiet: bool) -> None:
+    """Check the whole log with no trust in the server: every chain link, signature (against
+    the key history as of each entry), record, the Merkle root against the signed checkpoint,
+    and with --since, that the log extends that earlier checkpoint."""
+    verifier = _log_verifier(log_key)
+    since_note = since.read_bytes() if since else None
+    progress = Progress("verified", None, enabled=not quiet)
+    source: Any
+    if data_dir is not None:
+        source = DataDirSource(data_dir)
+    else:
+        source = LiveSource(_connect(server))
+    try:
+        report = verify_log(source, verifier, since_note=since_note, check_signatures=not no_signatures, progress=progress)
+    finally:
+        if isinstance(source, DataDirSource):
+            source.close()
+        else:
+            source.client.close()
+    data = {
+        "ok": True, "origin": report.origin, "tree_size": report.size, "root_hash": report.root_hash.hex(),
+        "since_size": report.since_size, "signatures_checked": report.signatures_checked,
+        "seconds": round(report.seconds, 3),
+    }
+    if as_json:
+        emit_json(data)
+    else:
+        since_text = f", consistent with the checkpoint of size {report.since_size}" if report.since_size else ""
+        sig_text = "" if report.signatures_checked else " (signatures NOT checked)"
+        click.echo(
+            f"OK: {report.size} entries of {report.origin} verified{sig_text}; root {report.root_hash.hex()} "
+            f"matches the signed checkpoint{since_text} ({report.seconds:.2f}s)"
+        )
+
+
+def run() -> None:  # pragma: no cover - console entry point for `python -m`
+    main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

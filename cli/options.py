@@ -1,0 +1,44 @@
+"""Options shared by the client commands, declared once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+server_option = click.option(
+    "--server",
+    envvar="LOTLEDGER_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Ledger server address (env LOTLEDGER_SERVER).",
+)
+key_option = click.option(
+    "--key",
+    "key_path",
+    envvar="LOTLEDGER_KEY",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Private key that signs the records (env LOTLEDGER_KEY).",
+)
+participant_option = click.option(
+    "--participant",
+    envvar="LOTLEDGER_PARTICIPANT",
+    metavar="ID",
+    help="Participant id the records are submitted as (env LOTLEDGER_PARTICIPANT).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+
+
+def client_options(fn: F) -> F:
+    return server_option(json_option(fn))
+
+
+def signer_options(fn: F) -> F:
+    return server_option(key_option(participant_option(json_option(fn))))

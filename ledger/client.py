@@ -1,0 +1,149 @@
+"""LedgerClient: the Python client partners and the CLI use.
+
+Failed calls come back as lotledger's own errors (via the status table), so callers catch
+LedgerError (the data was refused) or StorageError/Unavailable (the server or the network).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+
+from lotledger.ledger.errors import LedgerError, Unavailable
+from lotledger.ledger.log import AppendResult
+from lotledger.ledger.status import from_rpc_error
+from lotledger.ledger.server import MAX_MESSAGE_BYTES
+from lotledger.v1 import ledger_service_pb2 as pb
+from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from lotledger.v1 import records_pb2
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StreamRefusal:
+    """A record of an AppendStream that the server refused; the stream went on."""
+
+    index: int
+    error: LedgerError
+
+
+@dataclass(frozen=True)
+class Checkpointed:
+    note: bytes
+    size: int
+    root_hash: bytes
+
+
+class LedgerClient:
+    def __init__(self, target: str, *, timeout: float = 30.0):
+        self.target = target
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.stub = pb_grpc.LedgerServiceStub(self.channel)
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, fn: object, request: object) -> T:  # type: ignore[type-var]
+        try:
+            return fn(request, timeout=self.timeout)  # type: ignore[operator,no-any-return]
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Raises Unavailable if the server does not answer within `timeout`."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError as e:
+            raise Unavailable(f"no lotledger server answers at {self.target}") from e
+
+    def append(self, signed: records_pb2.SignedRecord) -> AppendResult:
+        response: pb.AppendResponse = self._call(self.stub.Append, pb.AppendRequest(signed_record=signed))
+        return _result(response.result)
+
+    def append_stream(self, records: Iterable[records_pb2.SignedRecord]) -> Iterator[AppendResult | StreamRefusal]:
+        """Stream records; yields one outcome per record, in order, each after its commit.
+        Raises Unavailable/StorageError if the stream itself breaks (outcomes already
+        yielded are committed; the rest are unknown and safe to resend: record ids make it
+        idempotent)."""
+        requests = (pb.AppendStreamRequest(signed_record=s) for s in records)
+        try:
+            for response in self.stub.AppendStream(requests):
+                if response.HasField("result"):
+                    yield _result(response.result)
+                else:
+                    err = response.error
+                    yield StreamRefusal(response.index, _stream_error(err))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+
+    def get_entry(self, seq: int | None = None, record_id: str | None = None) -> pb.GetEntryResponse:
+        request = pb.GetEntryRequest(record_id=record_id) if record_id is not None else pb.GetEntryRequest(seq=seq or 0)
+        response: pb.GetEntryResponse = self._call(self.stub.GetEntry, request)
+        return response
+
+    def list_entries(self, start: int = 0, end: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(seq, entry bytes) for [start, end); end 0 = the log's size when the call starts.
+        Reads ahead on a thread so that decoding and verifying overlap the download."""
+        ahead: queue.Queue[pb.ListEntriesResponse | BaseException | None] = queue.Queue(8)
+
+        def pump() -> None:
+            try:
+                for response in self.stub.ListEntries(pb.ListEntriesRequest(start_seq=start, end_seq=end)):
+                    ahead.put(response)
+                ahead.put(None)
+            except grpc.RpcError as e:
+                ahead.put(from_rpc_error(e))
+
+        threading.Thread(target=pump, name="list-entries", daemon=True).start()
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            for i, entry in enumerate(item.entries):
+                yield item.start_seq + i, entry
+
+    def checkpoint(self, tree_size: int = 0) -> Checkpointed:
+        response: pb.GetCheckpointResponse = self._call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(tree_size=tree_size))
+        return Checkpointed(response.checkpoint, response.tree_size, response.root_hash)
+
+    def inclusion_proof(self, seq: int, tree_size: int = 0) -> pb.GetInclusionProofResponse:
+        response: pb.GetInclusionProofResponse = self._call(
+            self.stub.GetInclusionProof, pb.GetInclusionProofRequest(seq=seq, tree_size=tree_size)
+        )
+        return response
+
+    def consistency_proof(self, old_size: int, new_size: int = 0) -> pb.GetConsistencyProofResponse:
+        response: pb.GetConsistencyProofResponse = self._call(
+            self.stub.GetConsistencyProof, pb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size)
+        )
+        return response
+
+
+def _result(r: pb.AppendResult) -> AppendResult:
+    return AppendResult(r.seq, r.leaf_hash, r.received_at.ToNanoseconds(), r.duplicate)
+
+
+def _stream_error(err: pb.AppendError) -> LedgerError:
+    from lotledger.ledger.status import ERROR_OF
+
+    kind = ERROR_OF.get(getattr(grpc.StatusCode, err.code, grpc.StatusCode.UNKNOWN), LedgerError)
+    return kind(err.message, reason=err.reason, field=err.field or None)

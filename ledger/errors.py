@@ -1,0 +1,91 @@
+"""The one error hierarchy of the ledger, with two roots as in python-tuf:
+
+- `LedgerError`: the data is bad or not allowed (a client or a verifier must change something);
+  each subclass carries a stable `reason` string and the gRPC status it maps to is chosen once,
+  in `lotledger.ledger.status`.
+- `StorageError`: the store or the process failed; the data may be fine and a retry may work.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """The data is bad or not allowed. `reason` is stable and machine-readable; `field` names
+    the offending field path when there is one."""
+
+    default_reason = "INVALID"
+
+    def __init__(self, message: str, *, reason: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.field = field
+
+
+class InvalidRecord(LedgerError):
+    """A record (or request) is malformed or violates a validation rule."""
+
+    default_reason = "INVALID_RECORD"
+
+
+class RecordTooLarge(LedgerError):
+    """A record or message exceeds a size limit."""
+
+    default_reason = "TOO_LARGE"
+
+
+class Unauthenticated(LedgerError):
+    """The signature does not verify, or its key is unknown, revoked, or not the submitter's."""
+
+    default_reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(LedgerError):
+    """The submitter is authenticated but its role may not submit this kind of record."""
+
+    default_reason = "ROLE_NOT_ALLOWED"
+
+
+class Conflict(LedgerError):
+    """The record id is taken by a record with different bytes (or the thing exists already)."""
+
+    default_reason = "RECORD_ID_CONFLICT"
+
+
+class NotFound(LedgerError):
+    """No such entry, record id, or checkpoint."""
+
+    default_reason = "NOT_FOUND"
+
+
+class OutOfRange(LedgerError):
+    """A sequence number or tree size lies beyond the log."""
+
+    default_reason = "OUT_OF_RANGE"
+
+
+class ProofError(LedgerError):
+    """A Merkle inclusion or consistency proof does not verify, or is malformed."""
+
+    default_reason = "BAD_PROOF"
+
+
+class VerificationFailed(LedgerError):
+    """A log verification found something that does not hold. `seq` names the entry, if any."""
+
+    default_reason = "VERIFICATION_FAILED"
+
+    def __init__(self, message: str, *, seq: int | None = None, reason: str | None = None):
+        super().__init__(message, reason=reason)
+        self.seq = seq
+
+    def __str__(self) -> str:
+        return f"entry {self.seq}: {self.message}" if self.seq is not None else self.message
+
+
+class StorageError(Exception):
+    """The store or the process failed (LMDB error, shutting down); the data may be fine."""
+
+
+class Unavailable(StorageError):
+    """The ledger is closing or closed; retry against a running server."""

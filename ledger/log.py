@@ -1,0 +1,495 @@
+"""The ledger: admission, the single group-commit writer, checkpoints, entries and proofs.
+
+One writer thread owns every write. Request threads precheck records (parse, validate, verify
+the signature: pure work, and Ed25519 verification releases the GIL so both cores help), then
+queue them; the writer takes everything queued, authorizes each record against the key
+registry, appends the entries and tree nodes in ONE LMDB write transaction, commits it
+durably, and only then resolves the callers' futures. Checkpoints are signed by the writer on
+a fixed cadence while the log grows, inside the same transaction as the entries they cover.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from lotledger.ledger import merkle
+from lotledger.ledger.admission import Admitted, authorize, precheck
+from lotledger.ledger.entries import ZERO_HASH, build_entry
+from lotledger.ledger.errors import (
+    Conflict,
+    InvalidRecord,
+    LedgerError,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    StorageError,
+    Unavailable,
+)
+from lotledger.ledger.policy import ADMIN_KINDS
+from lotledger.ledger.records import sign
+from lotledger.ledger.registry import Registry
+from lotledger.ledger.store import Store, from_u64, tree_key, u64
+from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record
+from lotledger.signing.keys import SigningKey
+from lotledger.signing.note import Checkpoint, NoteSigner, parse_note, sign_note
+from lotledger.v1 import records_pb2
+
+log = logging.getLogger("lotledger.ledger")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    seq: int
+    leaf_hash: bytes
+    received_at_ns: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    size: int
+    root_hash: bytes
+    note: bytes
+
+
+@dataclass
+class LedgerConfig:
+    checkpoint_interval: float = 1.0
+    max_batch: int = 2000
+    max_skew: timedelta = DEFAULT_MAX_SKEW
+    map_size: int | None = None
+
+
+@dataclass
+class _Pending:
+    admitted: Admitted
+    future: Future[AppendResult] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class Ledger:
+    """A live ledger over one data directory. Thread-safe; one per data directory per process."""
+
+    def __init__(self, data_dir: str | Path, log_key: SigningKey, config: LedgerConfig | None = None):
+        self.config = config or LedgerConfig()
+        self.data_dir = Path(data_dir)
+        kwargs = {"map_size": self.config.map_size} if self.config.map_size else {}
+        self.store = Store(self.data_dir / "ledger", **kwargs)
+        with self.store.read() as txn:
+            origin = self.store.get(txn, "meta", b"origin")
+            if origin is None:
+                raise StorageError(f"{self.data_dir} is not an initialized ledger (run lotledger init)")
+            self.origin = origin.decode()
+            stored_pub = self.store.get(txn, "meta", b"log_public_key")
+        if stored_pub is not None and stored_pub != log_key.public.raw:
+            raise StorageError("the log key does not match the key this ledger was initialized with")
+        self._signer = NoteSigner(self.origin, log_key)
+        self._load_state()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._writer = threading.Thread(target=self._run_writer, name="lotledger-writer", daemon=True)
+        self._writer.start()
+
+    # ---- creation ------------------------------------------------------------------------
+
+    @classmethod
+    def initialize(
+        cls,
+        data_dir: str | Path,
+        origin: str,
+        log_key: SigningKey,
+        admin_key: SigningKey,
+        *,
+        admin_id: str = "admin",
+        config: LedgerConfig | None = None,
+    ) -> Ledger:
+        """Create the store and write entry 0, the self-signed registration of the first admin.
+        Raises StorageError if the directory already holds a ledger."""
+        store = Store(Path(data_dir) / "ledger", **({"map_size": config.map_size} if config and config.map_size else {}))
+        try:
+            with store.write() as txn:
+                if store.get(txn, "meta", b"origin") is not None:
+                    raise StorageError(f"{data_dir} already holds a ledger")
+                store.put(txn, "meta", b"origin", origin.encode())
+                store.put(txn, "meta", b"log_public_key", log_key.public.raw)
+        finally:
+            store.close()
+        ledger = cls(data_dir, log_key, config)
+        record = records_pb2.Record(record_id="genesis", submitter=admin_id)
+        record.created_at.GetCurrentTime()
+        record.participant_registered.participant_id = admin_id
+        record.participant_registered.role = records_pb2.ROLE_ADMIN
+        record.participant_registered.public_key = admin_key.public.raw
+        record.participant_registered.business_name = "lotledger administrator"
+        ledger.append(sign(record, admin_key))
+        ledger.sign_checkpoint_now()
+        return ledger
+
+    # ---- state --------------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        """Size, frontier, head and registry from the store; the registry by replaying the
+        admin entries through the same pure code a verifier runs."""
+        with self.store.read() as txn:
+            size_raw = self.store.get(txn, "meta", b"size")
+            self.size = from_u64(size_raw) if size_raw else 0
+            self.frontier = merkle.frontier_from_perfect(self.size, self._perfect_in(txn))
+            self.head = self._perfect_in(txn)(0, self.size - 1) if self.size else ZERO_HASH
+            last = self.store.last(txn, "checkpoints")
+            self.latest_checkpoint: SignedCheckpoint | None = None
+            if last is not None:
+                self.latest_checkpoint = self._checkpoint_from_note(last[1])
+            self.last_received_ns = 0
+            if self.size:
+                entry = records_pb2.Entry.FromString(self.store.get(txn, "entries", u64(self.size - 1)) or b"")
+                self.last_received_ns = entry.received_at.ToNanoseconds()
+            self.registry = Registry()
+            for key, _ in self.store.iterate(txn, "admin_seqs"):
+                seq = from_u64(key)
+                entry = records_pb2.Entry.FromString(self.store.get(txn, "entries", key) or b"")
+                self.registry.check_and_apply(decode_record(entry.signed_record.record_bytes), seq)
+        self._last_checkpoint_time = 0.0
+
+    def _checkpoint_from_note(self, note: bytes) -> SignedCheckpoint:
+        cp = Checkpoint.from_body(parse_note(note)[0])
+        return SignedCheckpoint(cp.size, cp.root_hash, note)
+
+    def _perfect_in(self, txn: Any) -> Callable[[int, int], bytes]:
+        def perfect(level: int, index: int) -> bytes:
+            value = self.store.get(txn, "tree", tree_key(level, index))
+            if value is None:
+                raise StorageError(f"tree node ({level}, {index}) is missing: the store is damaged")
+            return value
+
+        return perfect
+
+    @property
+    def log_verifier_key(self) -> str:
+        return self._signer.verifier_key
+
+    # ---- appending ----------------------------------------------------------------------
+
+    def precheck(self, signed: records_pb2.SignedRecord) -> Admitted:
+        """Parse, validate and (when the key is known) verify: pure, safe on any thread.
+        Raises LedgerError."""
+        if self._closed:
+            raise Unavailable("the ledger is shutting down; retry against a running server")
+        now = datetime.now(timezone.utc)
+        return precheck(signed, now, self.registry.public_key, max_skew=self.config.max_skew)
+
+    def enqueue(self, admitted: Admitted) -> Future[AppendResult]:
+        """Queue a prechecked record for the writer; records queued from one thread are
+        committed in that order. The future resolves after the durable commit, or fails with
+        a LedgerError (refused) or StorageError (nothing written)."""
+        if self._closed:
+            raise Unavailable("the ledger is shutting down; retry against a running server")
+        pending = _Pending(admitted)
+        self._queue.put(pending)
+        return pending.future
+
+    def submit(self, signed: records_pb2.SignedRecord) -> Future[AppendResult]:
+        """precheck + enqueue. Raises the precheck's LedgerError synchronously."""
+        return self.enqueue(self.precheck(signed))
+
+    def append(self, signed: records_pb2.SignedRecord, timeout: float | None = 30.0) -> AppendResult:
+        return self.submit(signed).result(timeout)
+
+    def sign_checkpoint_now(self) -> SignedCheckpoint:
+        """Ask the writer for a checkpoint of the current size (if it has none yet) and wait."""
+        done: Future[SignedCheckpoint] = Future()
+        self._queue.put(("checkpoint", done))
+        return done.result(30)
+
+    def close(self) -> None:
+        """Stop taking appends, let the writer finish what is queued (and checkpoint it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join()
+        self.store.close()
+
+    def _run_writer(self) -> None:
+        stop = False
+        while not stop:
+            timeout = self._checkpoint_wait()
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                first = None
+            batch: list[_Pending] = []
+            forced: list[Future[SignedCheckpoint]] = []
+            item = first
+            while item is not None:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, tuple):
+                    forced.append(item[1])
+                else:
+                    batch.append(item)
+                if len(batch) >= self.config.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            try:
+                self._commit(batch, force_checkpoint=bool(forced) or stop)
+            except BaseException as e:  # noqa: BLE001 - every waiter must hear about it
+                log.exception("write transaction failed")
+                err = e if isinstance(e, StorageError) else StorageError(f"write failed: {e}")
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(err)
+                for f in forced:
+                    f.set_exception(err)
+                continue
+            for f in forced:
+                if self.latest_checkpoint is None:
+                    f.set_exception(StorageError("no checkpoint: the log is empty"))
+                else:
+                    f.set_result(self.latest_checkpoint)
+        # Anything that raced in after _STOP is refused, never silently dropped.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Pending):
+                item.future.set_exception(Unavailable("the ledger closed before this record was written"))
+
+    def _checkpoint_wait(self) -> float | None:
+        cp_size = self.latest_checkpoint.size if self.latest_checkpoint else 0
+        if self.size <= cp_size:
+            return None
+        return max(0.0, self._last_checkpoint_time + self.config.checkpoint_interval - time.monotonic())
+
+    def _commit(self, batch: list[_Pending], *, force_checkpoint: bool) -> None:
+        size, frontier, head = self.size, list(self.frontier), self.head
+        needs_registry_copy = any(p.admitted.kind in ADMIN_KINDS for p in batch)
+        registry = self.registry.copy() if needs_registry_copy else self.registry
+        received_ns = max(time.time_ns(), self.last_received_ns)
+        outcomes: list[tuple[_Pending, AppendResult | LedgerError]] = []
+        batch_ids: dict[str, tuple[bytes, AppendResult]] = {}
+        new_checkpoint: SignedCheckpoint | None = None
+        with self.store.write() as txn:
+            for p in batch:
+                try:
+                    result = self._append_one(txn, p.admitted, registry, size, head, received_ns, frontier, batch_ids)
+                except LedgerError as e:
+                    outcomes.append((p, e))
+                    continue
+                if not result.duplicate:
+                    size += 1
+                    head = result.leaf_hash
+                outcomes.append((p, result))
+            if size != self.size:
+                self.store.put(txn, "meta", b"size", u64(size))
+            cp_size = self.latest_checkpoint.size if self.latest_checkpoint else 0
+            due = time.monotonic() - self._last_checkpoint_time >= self.config.checkpoint_interval
+            if size > cp_size and (due or force_checkpoint):
+                new_checkpoint = self._sign_checkpoint(size, merkle.root_from_frontier(frontier, size))
+                self.store.put_new(txn, "checkpoints", u64(size), new_checkpoint.note, append=True)
+        # Committed and durable: publish the new state, then answer.
+        self.size, self.frontier, self.head = size, frontier, head
+        self.last_received_ns = received_ns
+        if needs_registry_copy:
+            self.registry = registry
+        if new_checkpoint is not None:
+            self.latest_checkpoint = new_checkpoint
+            self._last_checkpoint_time = time.monotonic()
+        for p, outcome in outcomes:
+            if isinstance(outcome, AppendResult):
+                p.future.set_result(outcome)
+            else:
+                p.future.set_exception(outcome)
+
+    def _append_one(
+        self,
+        txn: Any,
+        admitted: Admitted,
+        registry: Registry,
+        seq: int,
+        prev_hash: bytes,
+        received_ns: int,
+        frontier: list[bytes],
+        batch_ids: dict[str, tuple[bytes, AppendResult]],
+    ) -> AppendResult:
+        """Authorize and append one record inside the open transaction. `frontier` is
+        updated in place. Raises LedgerError and writes nothing for a refused record."""
+        record, signed = admitted.record, admitted.signed
+        rid = record.record_id
+        earlier = batch_ids.get(rid) or self._existing(txn, rid)
+        if earlier is not None:
+            earlier_bytes, earlier_result = earlier
+            if earlier_bytes == signed.record_bytes:
+                return AppendResult(earlier_result.seq, earlier_result.leaf_hash, earlier_result.received_at_ns, True)
+            raise Conflict(
+                f"record_id {rid!r} is already used by entry {earlier_result.seq} with different content; "
+                "use a new record_id, or a Correction to amend that record",
+                reason="RECORD_ID_CONFLICT",
+                field="record.record_id",
+            )
+        authorize(admitted, registry)
+        if admitted.kind == "correction":
+            self._check_correction(txn, record, registry, batch_ids)
+        if admitted.kind in ADMIN_KINDS:
+            registry.check_and_apply(record, seq)
+        entry_bytes = build_entry(seq, prev_hash, received_ns, signed)
+        leaf = merkle.leaf_hash(entry_bytes)
+        new_frontier, nodes = merkle.append_leaf(frontier, seq, leaf)
+        self.store.put_new(txn, "entries", u64(seq), entry_bytes, append=True)
+        self.store.put_new(txn, "record_ids", rid.encode(), u64(seq))
+        for level, index, node in nodes:
+            self.store.put_new(txn, "tree", tree_key(level, index), node)
+        if admitted.kind in ADMIN_KINDS:
+            self.store.put_new(txn, "admin_seqs", u64(seq), b"", append=True)
+        frontier[:] = new_frontier
+        result = AppendResult(seq, leaf, received_ns)
+        batch_ids[rid] = (signed.record_bytes, result)
+        return result
+
+    def _existing(self, txn: Any, record_id: str) -> tuple[bytes, AppendResult] | None:
+        seq_raw = self.store.get(txn, "record_ids", record_id.encode())
+        if seq_raw is None:
+            return None
+        seq = from_u64(seq_raw)
+        entry = records_pb2.Entry.FromString(self.store.get(txn, "entries", seq_raw) or b"")
+        leaf = self.store.get(txn, "tree", tree_key(0, seq)) or b""
+        return entry.signed_record.record_bytes, AppendResult(seq, leaf, entry.received_at.ToNanoseconds())
+
+    def _check_correction(
+        self, txn: Any, record: records_pb2.Record, registry: Registry, batch_ids: dict[str, tuple[bytes, AppendResult]]
+    ) -> None:
+        target = record.correction.corrects_record_id
+        found = batch_ids.get(target) or self._existing(txn, target)
+        if found is None:
+            raise InvalidRecord(
+                f"correction.corrects_record_id: no record {target!r} in the log",
+                reason="UNKNOWN_RECORD",
+                field="correction.corrects_record_id",
+            )
+        original = decode_record(found[0])
+        check_correction(record, original.WhichOneof("body") or "", original.submitter, registry)
+
+    def _sign_checkpoint(self, size: int, root_hash: bytes) -> SignedCheckpoint:
+        body = Checkpoint(self.origin, size, root_hash).body()
+        return SignedCheckpoint(size, root_hash, sign_note(body, self._signer))
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def entry(self, seq: int) -> tuple[bytes, bytes]:
+        """(entry bytes, leaf hash) of a committed entry. Raises OutOfRange."""
+        if seq >= self.size:
+            raise OutOfRange(f"entry {seq} does not exist; the log has {self.size} entries", field="seq")
+        with self.store.read() as txn:
+            entry = self.store.get(txn, "entries", u64(seq))
+            leaf = self.store.get(txn, "tree", tree_key(0, seq))
+        if entry is None or leaf is None:
+            raise StorageError(f"entry {seq} is missing from the store")
+        return entry, leaf
+
+    def seq_of(self, record_id: str) -> int:
+        """Raises NotFound."""
+        with self.store.read() as txn:
+            raw = self.store.get(txn, "record_ids", record_id.encode())
+        if raw is None:
+            raise NotFound(f"no record with record_id {record_id!r}", field="record_id")
+        return from_u64(raw)
+
+    def entries(self, start: int, end: int, batch_bytes: int = 1 << 20) -> Iterator[tuple[int, list[bytes]]]:
+        """Entries [start, end) in batches of about `batch_bytes`, each one read transaction
+        so a slow reader never pins old pages for the whole download. Raises OutOfRange."""
+        if end > self.size or start > end:
+            raise OutOfRange(f"range [{start}, {end}) is outside the log of {self.size} entries", field="end_seq")
+        seq = start
+        while seq < end:
+            chunk: list[bytes] = []
+            total = 0
+            with self.store.read() as txn:
+                for key, value in self.store.iterate(txn, "entries", u64(seq)):
+                    if from_u64(key) >= end or total >= batch_bytes:
+                        break
+                    chunk.append(value)
+                    total += len(value)
+            if not chunk:
+                raise StorageError(f"entry {seq} is missing from the store")
+            yield seq, chunk
+            seq += len(chunk)
+
+    def checkpoint(self, size: int = 0) -> SignedCheckpoint:
+        """The latest checkpoint (size 0) or the one issued at exactly `size`. Raises NotFound."""
+        if size == 0:
+            if self.latest_checkpoint is None:
+                raise NotFound("no checkpoint has been signed yet")
+            return self.latest_checkpoint
+        with self.store.read() as txn:
+            note = self.store.get(txn, "checkpoints", u64(size))
+        if note is None:
+            raise NotFound(f"no checkpoint was issued at tree size {size}", field="tree_size")
+        return self._checkpoint_from_note(note)
+
+    def checkpoints(self) -> list[SignedCheckpoint]:
+        with self.store.read() as txn:
+            return [self._checkpoint_from_note(v) for _, v in self.store.iterate(txn, "checkpoints")]
+
+    def _proof_size(self, size: int) -> int:
+        if size == 0:
+            return self.checkpoint().size
+        if size > self.size:
+            raise OutOfRange(f"tree size {size} is beyond the log's {self.size} entries", field="tree_size")
+        return size
+
+    def inclusion_proof(self, seq: int, tree_size: int = 0) -> tuple[int, bytes, list[bytes]]:
+        """(tree size, leaf hash, proof) for entry `seq`; O(log n) reads. Raises OutOfRange."""
+        size = self._proof_size(tree_size)
+        if seq >= size:
+            raise OutOfRange(f"entry {seq} is not in the tree of size {size}", field="seq")
+        with self.store.read() as txn:
+            perfect = self._perfect_in(txn)
+            return size, perfect(0, seq), merkle.inclusion_proof(seq, size, perfect)
+
+    def consistency_proof(self, old_size: int, new_size: int = 0) -> tuple[int, list[bytes]]:
+        """(new size, proof) that the tree of old_size is a prefix of new_size. Raises OutOfRange."""
+        size = self._proof_size(new_size)
+        if not 0 < old_size <= size:
+            raise OutOfRange(f"old_size must be between 1 and {size}", field="old_size")
+        with self.store.read() as txn:
+            return size, merkle.consistency_proof(old_size, size, self._perfect_in(txn))
+
+    def root(self, size: int) -> bytes:
+        with self.store.read() as txn:
+            return merkle.root(size, self._perfect_in(txn))
+
+
+def check_correction(record: records_pb2.Record, original_kind: str, original_submitter: str, registry: Registry) -> None:
+    """A correction replaces a record of the same kind, by its submitter or an admin.
+    Raises InvalidRecord or PermissionDenied. Shared by the writer and the verifier."""
+    corrected_kind = record.correction.corrected.WhichOneof("body")
+    if original_kind != corrected_kind:
+        raise InvalidRecord(
+            f"correction.corrected: a {original_kind} record can only be corrected by a {original_kind} body, "
+            f"not {corrected_kind}",
+            reason="CORRECTION_KIND_MISMATCH",
+            field="correction.corrected",
+        )
+    if original_submitter != record.submitter:
+        submitter = registry.participants.get(record.submitter)
+        if submitter is None or submitter.role != "admin":
+            raise PermissionDenied(
+                f"record {record.correction.corrects_record_id!r} was submitted by {original_submitter!r}; "
+                "only its submitter or an admin may correct it",
+                reason="NOT_YOUR_RECORD",
+                field="correction.corrects_record_id",
+            )

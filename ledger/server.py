@@ -1,0 +1,86 @@
+"""Assembles the gRPC server: the ledger servicer, health checking and reflection.
+
+Service names come from the generated descriptors, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from lotledger.ledger.log import Ledger, LedgerConfig
+from lotledger.ledger.servicer import LedgerServicer
+from lotledger.signing.keys import SigningKey
+from lotledger.v1 import ledger_service_pb2 as pb
+from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger("lotledger.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
+# A record is at most 64 KiB; leave room for the signature and framing, refuse the rest early.
+MAX_MESSAGE_BYTES = 256 * 1024
+# py-lmdb releases the GIL inside each call; at the default 5 ms switch interval the writer
+# then waits behind busy request threads (measured: 2,600 -> 88 commits/s). 0.2 ms keeps
+# group commit flowing (see STYLE.md, "The GIL convoy").
+SWITCH_INTERVAL = 0.0002
+
+
+class LedgerServer:
+    """A running server over one data directory. `port` is the bound port (ask for 0 in tests)."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        listen: str = "127.0.0.1:50051",
+        *,
+        config: LedgerConfig | None = None,
+        max_workers: int = 32,
+    ):
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        self.data_dir = Path(data_dir)
+        log_key = SigningKey.load(self.data_dir / "keys" / "log.key")
+        self.ledger = Ledger(self.data_dir, log_key, config)
+        self.verify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        self.server = grpc.server(
+            ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=max_workers * 4,
+        )
+        pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(self.ledger, self.verify_pool), self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {listen}")
+        host = listen.rsplit(":", 1)[0]
+        self.address = f"{host}:{self.port}"
+
+    def start(self) -> LedgerServer:
+        self.server.start()
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("lotledger serving %s on %s (log size %d)", self.ledger.origin, self.address, self.ledger.size)
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Refuse new calls, let running ones finish, then flush the writer and close LMDB."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.ledger.close()
+        self.verify_pool.shutdown(wait=False)
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()

@@ -1,0 +1,163 @@
+"""The gRPC servicer: converts protobuf to domain calls and back, nothing else.
+
+Errors leave through one table (lotledger.ledger.status). AppendStream pipelines: requests
+are prechecked (parse, validate, verify) on a small shared pool so both cores verify, queued
+to the writer strictly in stream order, and answered in order as their commits land.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from lotledger.ledger.admission import Admitted
+from lotledger.ledger.errors import LedgerError, StorageError
+from lotledger.ledger.log import AppendResult, Ledger
+from lotledger.ledger.status import reason_of, status_code, to_rpc_status
+from lotledger.v1 import ledger_service_pb2 as pb
+from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
+
+# Records in flight per stream before the server stops reading (backpressure on the client).
+STREAM_WINDOW = 2048
+
+
+def _result_pb(r: AppendResult) -> pb.AppendResult:
+    out = pb.AppendResult(seq=r.seq, leaf_hash=r.leaf_hash, duplicate=r.duplicate)
+    out.received_at.FromNanoseconds(r.received_at_ns)
+    return out
+
+
+def _error_pb(e: BaseException) -> pb.AppendError:
+    return pb.AppendError(
+        code=status_code(e).name if isinstance(e, Exception) else "INTERNAL",
+        reason=reason_of(e) if isinstance(e, Exception) else "INTERNAL",
+        message=getattr(e, "message", None) or str(e),
+        field=getattr(e, "field", None) or "",
+    )
+
+
+class LedgerServicer(pb_grpc.LedgerServiceServicer):
+    def __init__(self, ledger: Ledger, verify_pool: ThreadPoolExecutor):
+        self.ledger = ledger
+        self.pool = verify_pool
+
+    def _abort(self, context: grpc.ServicerContext, error: Exception) -> Any:
+        context.abort_with_status(to_rpc_status(error))
+
+    def Append(self, request: pb.AppendRequest, context: grpc.ServicerContext) -> pb.AppendResponse:
+        try:
+            result = self.ledger.append(request.signed_record, timeout=context.time_remaining())
+        except (LedgerError, StorageError) as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+        return pb.AppendResponse(result=_result_pb(result))
+
+    def AppendStream(
+        self, request_iterator: Iterator[pb.AppendStreamRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.AppendStreamResponse]:
+        prechecked: queue.Queue[Future[Admitted] | None] = queue.Queue(STREAM_WINDOW)
+        committed: queue.Queue[Future[AppendResult] | BaseException | None] = queue.Queue(STREAM_WINDOW)
+        reader_error: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                for request in request_iterator:
+                    prechecked.put(self.pool.submit(self.ledger.precheck, request.signed_record))
+            except BaseException as e:  # noqa: BLE001 - a broken client stream ends the pipeline
+                reader_error.append(e)
+            finally:
+                prechecked.put(None)
+
+        def sequence() -> None:
+            # Queue to the writer strictly in stream order, whatever order verification ends in.
+            while (item := prechecked.get()) is not None:
+                try:
+                    committed.put(self.ledger.enqueue(item.result()))
+                except BaseException as e:  # noqa: BLE001 - reported as this record's outcome
+                    committed.put(e)
+            committed.put(None)
+
+        threading.Thread(target=read, name="append-stream-read", daemon=True).start()
+        threading.Thread(target=sequence, name="append-stream-sequence", daemon=True).start()
+        index = 0
+        while (outcome := committed.get()) is not None:
+            response = pb.AppendStreamResponse(index=index)
+            try:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                response.result.CopyFrom(_result_pb(outcome.result()))
+            except Exception as e:  # noqa: BLE001 - every refusal is this record's answer
+                response.error.CopyFrom(_error_pb(e))
+            yield response
+            index += 1
+        if reader_error and context.is_active():
+            context.abort(grpc.StatusCode.CANCELLED, f"request stream failed: {reader_error[0]}")
+
+    def GetEntry(self, request: pb.GetEntryRequest, context: grpc.ServicerContext) -> pb.GetEntryResponse:
+        try:
+            key = request.WhichOneof("key")
+            if key is None:
+                raise LedgerError("set seq or record_id", field="key")
+            seq = self.ledger.seq_of(request.record_id) if key == "record_id" else request.seq
+            entry, leaf = self.ledger.entry(seq)
+        except (LedgerError, StorageError) as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+        return pb.GetEntryResponse(seq=seq, entry=entry, leaf_hash=leaf)
+
+    def ListEntries(
+        self, request: pb.ListEntriesRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ListEntriesResponse]:
+        end = request.end_seq or self.ledger.size
+        try:
+            for start, chunk in self.ledger.entries(request.start_seq, end):
+                if not context.is_active():
+                    return
+                yield pb.ListEntriesResponse(start_seq=start, entries=chunk)
+        except (LedgerError, StorageError) as e:
+            self._abort(context, e)
+
+    def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: grpc.ServicerContext
+    ) -> pb.GetCheckpointResponse:
+        try:
+            cp = self.ledger.checkpoint(request.tree_size)
+        except (LedgerError, StorageError) as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+        return pb.GetCheckpointResponse(checkpoint=cp.note, tree_size=cp.size, root_hash=cp.root_hash)
+
+    def GetInclusionProof(
+        self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
+    ) -> pb.GetInclusionProofResponse:
+        try:
+            size, leaf, proof = self.ledger.inclusion_proof(request.seq, request.tree_size)
+            note = self._checkpoint_note(size)
+        except (LedgerError, StorageError) as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+        return pb.GetInclusionProofResponse(
+            seq=request.seq, tree_size=size, leaf_hash=leaf, proof=proof, checkpoint=note, root_hash=self.ledger.root(size)
+        )
+
+    def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.ServicerContext
+    ) -> pb.GetConsistencyProofResponse:
+        try:
+            size, proof = self.ledger.consistency_proof(request.old_size, request.new_size)
+        except (LedgerError, StorageError) as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+        return pb.GetConsistencyProofResponse(
+            old_size=request.old_size,
+            new_size=size,
+            proof=proof,
+            old_root=self.ledger.root(request.old_size),
+            new_root=self.ledger.root(size),
+        )
+
+    def _checkpoint_note(self, size: int) -> bytes:
+        try:
+            return self.ledger.checkpoint(size).note
+        except LedgerError:
+            return b""

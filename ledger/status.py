@@ -1,0 +1,88 @@
+"""The one table from domain errors to gRPC status codes, used by the servicer and, in
+reverse, by the client (so a partner's code and the CLI see our error types again).
+
+Every error goes out with a google.rpc.Status carrying an ErrorInfo whose `reason` is the
+error's stable reason string and whose metadata names the field, so a partner's engineer can
+act on it programmatically without parsing the message.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from lotledger.ledger import errors
+
+DOMAIN = "lotledger.v1"
+
+STATUS_OF: list[tuple[type[Exception], grpc.StatusCode]] = [
+    (errors.RecordTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.InvalidRecord, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Conflict, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
+    (errors.ProofError, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.LedgerError, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.StorageError, grpc.StatusCode.INTERNAL),
+]
+ERROR_OF: dict[grpc.StatusCode, type[errors.LedgerError]] = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.RecordTooLarge,
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidRecord,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.ALREADY_EXISTS: errors.Conflict,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.OUT_OF_RANGE: errors.OutOfRange,
+}
+
+
+def status_code(error: Exception) -> grpc.StatusCode:
+    for kind, code in STATUS_OF:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def reason_of(error: Exception) -> str:
+    return getattr(error, "reason", "INTERNAL")
+
+
+def to_rpc_status(error: Exception) -> grpc.Status:
+    """A grpc.Status with the ErrorInfo detail, for context.abort_with_status."""
+    code = status_code(error)
+    info = error_details_pb2.ErrorInfo(reason=reason_of(error), domain=DOMAIN)
+    field = getattr(error, "field", None)
+    if field:
+        info.metadata["field"] = field
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    message = getattr(error, "message", None) or str(error)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    return rpc_status.to_status(status)
+
+
+def from_rpc_error(error: grpc.RpcError) -> Exception:
+    """Turn a failed call back into our error type, reading ErrorInfo when present."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = error.details() if hasattr(error, "details") else str(error)
+    reason, field = code.name, None
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a malformed detail must not hide the error itself
+        status = None
+    if status is not None:
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                reason, field = info.reason, info.metadata.get("field") or None
+    kind = ERROR_OF.get(code)
+    if kind is not None:
+        return kind(message or code.name, reason=reason, field=field)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return errors.Unavailable(message or "server unavailable")
+    return errors.StorageError(f"{code.name}: {message}")

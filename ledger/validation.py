@@ -1,0 +1,429 @@
+"""Record decoding and validation: pure functions over bytes and messages, no I/O.
+
+The same checks run when the server admits a record and when a regulator re-verifies the log
+(with `now` set to the entry's `received_at`), so a record that was valid when it was accepted
+stays valid for ever, and a verifier never has to trust the server's judgement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from urllib.parse import quote
+
+from google.protobuf import unknown_fields
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lotledger.ledger.errors import InvalidRecord, RecordTooLarge
+from lotledger.v1 import records_pb2
+
+MAX_RECORD_BYTES = 64 * 1024
+DEFAULT_MAX_SKEW = timedelta(minutes=10)
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+_PARTICIPANT_ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+_RECORD_ID = re.compile(r"[!-~]{1,128}")
+_LOCATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+_ITEM_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# GS1 AI 10: up to 20 characters of GS1 "CSET 82".
+_GS1_LOT = re.compile(r"[!\"%-?A-Z_a-z]{1,20}")
+_OTHER_LOT = re.compile(r"[!-~]{1,64}")
+_DECIMAL = re.compile(r"-?\d{1,15}(\.\d{1,9})?")
+_POSITIVE_DECIMAL = re.compile(r"\d{1,15}(\.\d{1,9})?")
+# UN/ECE Recommendation 20 common codes are two or three upper-case letters or digits.
+_UNIT = re.compile(r"[A-Z0-9]{2,3}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SSCC = re.compile(r"\d{18}")
+_GLN = re.compile(r"\d{13}")
+_TEXT_LIMIT = 1024
+
+
+def decode_record(record_bytes: bytes) -> records_pb2.Record:
+    """Parse signed record bytes, refusing what we could not validate.
+
+    Raises RecordTooLarge over 64 KiB, InvalidRecord if the bytes are not a Record or carry
+    fields this version does not know (a signature must not cover data nobody checked).
+    """
+    if len(record_bytes) > MAX_RECORD_BYTES:
+        raise RecordTooLarge(
+            f"record is {len(record_bytes)} bytes; the limit is {MAX_RECORD_BYTES}",
+            reason="RECORD_TOO_LARGE",
+            field="record_bytes",
+        )
+    try:
+        record = records_pb2.Record.FromString(record_bytes)
+    except DecodeError as e:
+        raise InvalidRecord(
+            f"record_bytes is not a lotledger.v1.Record: {e}", reason="MALFORMED", field="record_bytes"
+        ) from e
+    _refuse_unknown_fields(record, "record")
+    return record
+
+
+def _refuse_unknown_fields(message: Message, path: str) -> None:
+    if len(unknown_fields.UnknownFieldSet(message)):
+        raise InvalidRecord(
+            f"{path} has fields unknown to lotledger.v1", reason="UNKNOWN_FIELDS", field=path
+        )
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated:
+            for i, item in enumerate(value):
+                _refuse_unknown_fields(item, f"{path}.{descriptor.name}[{i}]")
+        else:
+            _refuse_unknown_fields(value, f"{path}.{descriptor.name}")
+
+
+def record_kind(record: records_pb2.Record) -> str:
+    """The name of the body oneof field that is set ("" when none is)."""
+    return record.WhichOneof("body") or ""
+
+
+def gtin_check_digit_ok(gtin: str) -> bool:
+    """GS1 mod-10 check digit over a string of digits (any GTIN length)."""
+    if not gtin.isdigit() or not gtin.isascii():
+        return False
+    digits = [int(c) for c in gtin]
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits[:-1])))
+    return (10 - total % 10) % 10 == digits[-1]
+
+
+def lot_key(lot: records_pb2.LotId) -> str:
+    """The lot key of DESIGN section 3: the GS1 Digital Link path, else item/<code>/lot/<lot>."""
+    lot_part = quote(lot.lot, safe="")
+    if lot.gtin:
+        return f"01/{lot.gtin}/10/{lot_part}"
+    return f"item/{quote(lot.item_code, safe='')}/lot/{lot_part}"
+
+
+def parse_quantity(q: records_pb2.Quantity) -> tuple[Decimal, str]:
+    """A validated quantity as (Decimal, unit); raises InvalidRecord."""
+    _check_quantity(q, "quantity")
+    return Decimal(q.amount), q.unit
+
+
+def timestamp_to_datetime(ts: Timestamp) -> datetime:
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc)
+
+
+class _Checker:
+    """Walks one record; `path` prefixes keep every message naming its field."""
+
+    def __init__(self, now: datetime, max_skew: timedelta):
+        self.latest = now + max_skew
+
+    def fail(self, field: str, message: str, reason: str = "INVALID_FIELD") -> None:
+        raise InvalidRecord(f"{field}: {message}", reason=reason, field=field)
+
+    def text(self, value: str, field: str, *, required: bool = True, limit: int = _TEXT_LIMIT) -> None:
+        if required and not value:
+            self.fail(field, "is required", "MISSING_FIELD")
+        if len(value) > limit:
+            self.fail(field, f"is longer than {limit} characters")
+        if any(ord(c) < 0x20 and c not in "\t\n" for c in value):
+            self.fail(field, "contains control characters")
+
+    def pattern(self, value: str, regex: re.Pattern[str], field: str, what: str, *, required: bool = True) -> None:
+        if not value:
+            if required:
+                self.fail(field, "is required", "MISSING_FIELD")
+            return
+        if not regex.fullmatch(value):
+            self.fail(field, f"{value[:80]!r} is not {what}")
+
+    def participant(self, value: str, field: str, *, required: bool = True) -> None:
+        self.pattern(value, _PARTICIPANT_ID, field, "a participant id ([a-z0-9][a-z0-9._:-]{0,63})", required=required)
+
+    def location(self, value: str, field: str, *, required: bool = True) -> None:
+        self.pattern(value, _LOCATION_ID, field, "a location id", required=required)
+
+    def gtin(self, value: str, field: str) -> None:
+        if len(value) != 14 or not value.isdigit() or not value.isascii():
+            self.fail(field, f"{value[:80]!r} is not a GTIN-14 (14 digits; pad shorter GTINs with leading zeros)", "INVALID_GTIN")
+        if not gtin_check_digit_ok(value):
+            self.fail(field, f"GTIN {value} has a wrong check digit", "INVALID_GTIN")
+
+    def lot(self, lot: records_pb2.LotId, field: str, *, required: bool = True) -> None:
+        if not lot.ByteSize():
+            if required:
+                self.fail(field, "is required", "MISSING_FIELD")
+            return
+        if bool(lot.gtin) == bool(lot.item_code):
+            self.fail(field, "set exactly one of gtin and item_code")
+        if lot.gtin:
+            self.gtin(lot.gtin, f"{field}.gtin")
+            self.pattern(lot.lot, _GS1_LOT, f"{field}.lot", "a GS1 lot number (1-20 characters of GS1 CSET 82)")
+        else:
+            self.pattern(lot.item_code, _ITEM_CODE, f"{field}.item_code", "an item code")
+            self.pattern(lot.lot, _OTHER_LOT, f"{field}.lot", "a lot number (1-64 printable ASCII characters)")
+
+    def quantity(self, q: records_pb2.Quantity, field: str) -> None:
+        if not q.ByteSize():
+            self.fail(field, "is required", "MISSING_FIELD")
+        _check_quantity(q, field)
+
+    def lots(self, items: Iterable[records_pb2.LotQuantity], field: str, *, required: bool = True) -> None:
+        count = 0
+        for i, item in enumerate(items):
+            self.lot(item.lot, f"{field}[{i}].lot")
+            self.quantity(item.quantity, f"{field}[{i}].quantity")
+            count += 1
+        if required and count == 0:
+            self.fail(field, "needs at least one lot", "MISSING_FIELD")
+
+    def time(self, ts: Timestamp, field: str, *, required: bool = True) -> None:
+        if not ts.ByteSize() and not (ts.seconds or ts.nanos):
+            if required:
+                self.fail(field, "is required", "MISSING_FIELD")
+            return
+        if not 0 <= ts.nanos < 1_000_000_000:
+            self.fail(field, "has nanos out of range")
+        try:
+            when = timestamp_to_datetime(ts)
+        except (OverflowError, OSError, ValueError):
+            self.fail(field, "is not a representable time")
+            return
+        if when < EARLIEST:
+            self.fail(field, f"{when.isoformat()} is before {EARLIEST.date()}", "BAD_TIME")
+        if when > self.latest:
+            self.fail(field, f"{when.isoformat()} is in the future (limit {self.latest.isoformat()})", "FUTURE_TIME")
+
+    def date(self, value: str, field: str, *, required: bool = False) -> None:
+        if not value:
+            if required:
+                self.fail(field, "is required", "MISSING_FIELD")
+            return
+        try:
+            if not _DATE.fullmatch(value):
+                raise ValueError(value)
+            date.fromisoformat(value)
+        except ValueError:
+            self.fail(field, f"{value[:40]!r} is not a date (YYYY-MM-DD)")
+
+    def documents(self, docs: Iterable[records_pb2.DocumentRef], field: str) -> None:
+        for i, doc in enumerate(docs):
+            self.text(doc.type, f"{field}[{i}].type", limit=32)
+            self.text(doc.number, f"{field}[{i}].number", limit=128)
+
+
+def _check_quantity(q: records_pb2.Quantity, field: str) -> None:
+    if not _POSITIVE_DECIMAL.fullmatch(q.amount):
+        raise InvalidRecord(
+            f"{field}.amount: {q.amount[:40]!r} is not a positive decimal (digits, optional '.', no sign or exponent)",
+            reason="INVALID_QUANTITY",
+            field=f"{field}.amount",
+        )
+    try:
+        positive = Decimal(q.amount) > 0
+    except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
+        positive = False
+    if not positive:
+        raise InvalidRecord(f"{field}.amount: must be greater than zero", reason="INVALID_QUANTITY", field=f"{field}.amount")
+    if not _UNIT.fullmatch(q.unit):
+        raise InvalidRecord(
+            f"{field}.unit: {q.unit[:20]!r} is not a UN/ECE Rec 20 unit code (e.g. KGM, LTR, H87)",
+            reason="INVALID_UNIT",
+            field=f"{field}.unit",
+        )
+
+
+def validate_record(
+    record: records_pb2.Record,
+    now: datetime,
+    *,
+    max_skew: timedelta = DEFAULT_MAX_SKEW,
+) -> None:
+    """Check one record on its own (no log state). `now` is the server's clock at admission,
+    or the entry's received_at when a verifier re-checks. Raises InvalidRecord."""
+    c = _Checker(now, max_skew)
+    c.pattern(record.record_id, _RECORD_ID, "record_id", "a record id (1-128 printable ASCII characters, no spaces)")
+    c.participant(record.submitter, "submitter")
+    c.time(record.created_at, "created_at")
+    kind = record_kind(record)
+    if not kind:
+        c.fail("body", "no record body is set (e.g. shipment, production_run)", "MISSING_FIELD")
+    _BODY_CHECKS[kind](c, getattr(record, kind), kind)
+
+
+def _material_received(c: _Checker, m: records_pb2.MaterialReceived, p: str) -> None:
+    c.lot(m.lot, f"{p}.lot")
+    c.participant(m.supplier, f"{p}.supplier")
+    c.text(m.supplier_lot_code, f"{p}.supplier_lot_code", limit=64)
+    c.quantity(m.quantity, f"{p}.quantity")
+    c.time(m.received_at, f"{p}.received_at")
+    c.location(m.location, f"{p}.location")
+    c.documents(m.documents, f"{p}.documents")
+    c.date(m.expiry_date, f"{p}.expiry_date")
+    c.text(m.product_description, f"{p}.product_description", required=False)
+
+
+def _production_run(c: _Checker, m: records_pb2.ProductionRun, p: str) -> None:
+    c.text(m.run_id, f"{p}.run_id", limit=128)
+    c.lots(m.inputs, f"{p}.inputs")
+    c.lots(m.outputs, f"{p}.outputs")
+    inputs = {lot_key(i.lot) for i in m.inputs}
+    for i, out in enumerate(m.outputs):
+        if lot_key(out.lot) in inputs:
+            c.fail(f"{p}.outputs[{i}].lot", "a lot cannot be both an input and an output of one run")
+    c.date(m.manufactured_on, f"{p}.manufactured_on", required=True)
+    c.date(m.expiry_date, f"{p}.expiry_date")
+    c.text(m.formula_id, f"{p}.formula_id", required=False, limit=64)
+    c.location(m.location, f"{p}.location")
+    c.time(m.started_at, f"{p}.started_at", required=False)
+    c.time(m.completed_at, f"{p}.completed_at")
+    c.text(m.product_description, f"{p}.product_description", required=False)
+
+
+def _quality_check(c: _Checker, m: records_pb2.QualityCheck, p: str) -> None:
+    c.lot(m.lot, f"{p}.lot")
+    c.text(m.check_name, f"{p}.check_name", limit=128)
+    if m.result not in (records_pb2.QC_RESULT_PASS, records_pb2.QC_RESULT_FAIL, records_pb2.QC_RESULT_HOLD):
+        c.fail(f"{p}.result", "must be QC_RESULT_PASS, QC_RESULT_FAIL or QC_RESULT_HOLD", "MISSING_FIELD")
+    for i, ms in enumerate(m.measurements):
+        c.text(ms.name, f"{p}.measurements[{i}].name", limit=128)
+        c.pattern(ms.value, _DECIMAL, f"{p}.measurements[{i}].value", "a decimal number")
+        c.text(ms.unit, f"{p}.measurements[{i}].unit", required=False, limit=16)
+    c.text(m.spec_reference, f"{p}.spec_reference", required=False, limit=128)
+    c.text(m.signed_off_by, f"{p}.signed_off_by", limit=128)
+    c.time(m.checked_at, f"{p}.checked_at")
+
+
+def _shipment(c: _Checker, m: records_pb2.Shipment, p: str) -> None:
+    c.text(m.shipment_id, f"{p}.shipment_id", limit=128)
+    c.lots(m.lots, f"{p}.lots")
+    c.participant(m.from_participant, f"{p}.from_participant")
+    c.location(m.from_location, f"{p}.from_location", required=False)
+    c.participant(m.to_participant, f"{p}.to_participant")
+    c.location(m.to_location, f"{p}.to_location", required=False)
+    c.time(m.shipped_at, f"{p}.shipped_at")
+    c.documents(m.documents, f"{p}.documents")
+
+
+def _receipt(c: _Checker, m: records_pb2.Receipt, p: str) -> None:
+    c.text(m.shipment_id, f"{p}.shipment_id", limit=128)
+    c.lots(m.lots, f"{p}.lots")
+    c.participant(m.participant, f"{p}.participant")
+    c.location(m.location, f"{p}.location", required=False)
+    c.time(m.received_at, f"{p}.received_at")
+
+
+def _scan(c: _Checker, m: records_pb2.Scan, p: str) -> None:
+    c.text(m.device_id, f"{p}.device_id", limit=64)
+    c.text(m.raw_data, f"{p}.raw_data", limit=4096)
+    g = m.gs1
+    if g.gtin:
+        c.gtin(g.gtin, f"{p}.gs1.gtin")
+    if g.lot:
+        c.pattern(g.lot, _GS1_LOT, f"{p}.gs1.lot", "a GS1 lot number")
+    if g.sscc:
+        c.pattern(g.sscc, _SSCC, f"{p}.gs1.sscc", "an SSCC (18 digits)")
+        if not gtin_check_digit_ok(g.sscc):
+            c.fail(f"{p}.gs1.sscc", f"SSCC {g.sscc} has a wrong check digit", "INVALID_SSCC")
+    if not (g.gtin or g.sscc):
+        c.fail(f"{p}.gs1", "a scan needs a GTIN or an SSCC", "MISSING_FIELD")
+    c.date(g.expiry_date, f"{p}.gs1.expiry_date")
+    c.date(g.production_date, f"{p}.gs1.production_date")
+    if g.HasField("net_weight"):
+        c.quantity(g.net_weight, f"{p}.gs1.net_weight")
+    if m.meaning == records_pb2.SCAN_MEANING_UNSPECIFIED or m.meaning not in records_pb2.ScanMeaning.values():
+        c.fail(f"{p}.meaning", "must be RECEIVE, CONSUME, PRODUCE or SHIP", "MISSING_FIELD")
+    c.location(m.location, f"{p}.location")
+    c.time(m.scanned_at, f"{p}.scanned_at")
+
+
+def _formula_revision(c: _Checker, m: records_pb2.FormulaRevision, p: str) -> None:
+    c.text(m.formula_id, f"{p}.formula_id", limit=64)
+    if m.version == 0:
+        c.fail(f"{p}.version", "must be 1 or more", "MISSING_FIELD")
+    if not m.components:
+        c.fail(f"{p}.components", "needs at least one component", "MISSING_FIELD")
+    for i, comp in enumerate(m.components):
+        f = f"{p}.components[{i}]"
+        if bool(comp.gtin) == bool(comp.item_code):
+            c.fail(f, "set exactly one of gtin and item_code")
+        if comp.gtin:
+            c.gtin(comp.gtin, f"{f}.gtin")
+        else:
+            c.pattern(comp.item_code, _ITEM_CODE, f"{f}.item_code", "an item code")
+        c.quantity(comp.quantity, f"{f}.quantity")
+    c.text(m.change_note, f"{p}.change_note", limit=4096)
+    c.text(m.product_description, f"{p}.product_description", required=False)
+
+
+def _correction(c: _Checker, m: records_pb2.Correction, p: str) -> None:
+    c.pattern(m.corrects_record_id, _RECORD_ID, f"{p}.corrects_record_id", "a record id")
+    c.text(m.reason, f"{p}.reason", limit=4096)
+    corrected = m.corrected
+    kind = record_kind(corrected)
+    if not kind:
+        c.fail(f"{p}.corrected", "must carry the corrected record body", "MISSING_FIELD")
+    if kind in ("correction", "participant_registered", "key_revoked", "location_registered"):
+        c.fail(f"{p}.corrected", f"a {kind} record cannot be corrected; append a new one")
+    if corrected.record_id and corrected.record_id != m.corrects_record_id:
+        c.fail(f"{p}.corrected.record_id", "must be empty or equal corrects_record_id")
+    _BODY_CHECKS[kind](c, getattr(corrected, kind), f"{p}.corrected.{kind}")
+
+
+def _aggregation(c: _Checker, m: records_pb2.Aggregation, p: str) -> None:
+    c.pattern(m.parent_sscc, _SSCC, f"{p}.parent_sscc", "an SSCC (18 digits)")
+    if not gtin_check_digit_ok(m.parent_sscc):
+        c.fail(f"{p}.parent_sscc", f"SSCC {m.parent_sscc} has a wrong check digit", "INVALID_SSCC")
+    if m.action not in (records_pb2.AGGREGATION_ACTION_ADD, records_pb2.AGGREGATION_ACTION_DELETE):
+        c.fail(f"{p}.action", "must be ADD or DELETE", "MISSING_FIELD")
+    c.lots(m.lots, f"{p}.lots", required=not m.child_ssccs)
+    for i, s in enumerate(m.child_ssccs):
+        c.pattern(s, _SSCC, f"{p}.child_ssccs[{i}]", "an SSCC (18 digits)")
+    c.location(m.location, f"{p}.location", required=False)
+    c.time(m.aggregated_at, f"{p}.aggregated_at")
+
+
+def _participant_registered(c: _Checker, m: records_pb2.ParticipantRegistered, p: str) -> None:
+    c.participant(m.participant_id, f"{p}.participant_id")
+    if m.role not in records_pb2.Role.values() or m.role == records_pb2.ROLE_UNSPECIFIED:
+        c.fail(f"{p}.role", "must be a role (ROLE_ADMIN, ROLE_SUPPLIER, ...)", "MISSING_FIELD")
+    if len(m.public_key) != 32:
+        c.fail(f"{p}.public_key", f"must be a raw 32-byte Ed25519 key, got {len(m.public_key)} bytes", "INVALID_KEY")
+    c.text(m.business_name, f"{p}.business_name", required=False)
+    c.text(m.phone, f"{p}.phone", required=False, limit=64)
+    c.text(m.address, f"{p}.address", required=False)
+    if m.gln:
+        c.pattern(m.gln, _GLN, f"{p}.gln", "a GLN (13 digits)")
+        if not gtin_check_digit_ok(m.gln):
+            c.fail(f"{p}.gln", f"GLN {m.gln} has a wrong check digit", "INVALID_GLN")
+
+
+def _key_revoked(c: _Checker, m: records_pb2.KeyRevoked, p: str) -> None:
+    c.pattern(m.key_id, re.compile(r"[0-9a-f]{64}"), f"{p}.key_id", "a key id (64 lowercase hex digits)")
+    c.text(m.reason, f"{p}.reason", limit=1024)
+
+
+def _location_registered(c: _Checker, m: records_pb2.LocationRegistered, p: str) -> None:
+    c.location(m.location_id, f"{p}.location_id")
+    c.participant(m.participant_id, f"{p}.participant_id")
+    c.text(m.name, f"{p}.name")
+    c.text(m.address, f"{p}.address", required=False)
+    c.text(m.phone, f"{p}.phone", required=False, limit=64)
+    if m.gln:
+        c.pattern(m.gln, _GLN, f"{p}.gln", "a GLN (13 digits)")
+        if not gtin_check_digit_ok(m.gln):
+            c.fail(f"{p}.gln", f"GLN {m.gln} has a wrong check digit", "INVALID_GLN")
+
+
+_BODY_CHECKS = {
+    "material_received": _material_received,
+    "production_run": _production_run,
+    "quality_check": _quality_check,
+    "shipment": _shipment,
+    "receipt": _receipt,
+    "scan": _scan,
+    "formula_revision": _formula_revision,
+    "correction": _correction,
+    "aggregation": _aggregation,
+    "participant_registered": _participant_registered,
+    "key_revoked": _key_revoked,
+    "location_registered": _location_registered,
+}

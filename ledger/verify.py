@@ -1,0 +1,148 @@
+"""Verifying a log with no trust in whoever served it: a pure state machine, no I/O.
+
+A driver (the CLI, over gRPC or a data directory) feeds entry bytes in order and finally the
+signed checkpoint; this module admits each entry or raises VerificationFailed naming it. The
+steps, per entry, mirror DESIGN sections 3-5:
+
+  1. the bytes parse as an Entry with the next seq and prev_hash = the previous leaf hash;
+  2. its record parses, is valid as of the entry's received_at, and its signature verifies
+     over the record bytes exactly as stored;
+  3. its key was registered to the submitter and not revoked as of this entry, and the
+     submitter's role may submit that kind (the key history is rebuilt from the log itself);
+  4. its record id is new, and a correction corrects an existing record it may correct;
+  5. its leaf hash extends the Merkle tree.
+At the end the recomputed root must equal the root in a checkpoint whose signature verifies
+with the log key the regulator holds. Tree sizes are only trustworthy because that signed
+checkpoint binds them to the root: a size from anywhere else proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from lotledger.ledger import merkle
+from lotledger.ledger.admission import authorize, precheck
+from lotledger.ledger.entries import ZERO_HASH, decode_entry
+from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
+from lotledger.ledger.log import check_correction
+from lotledger.ledger.policy import ADMIN_KINDS
+from lotledger.ledger.registry import Registry
+from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record, timestamp_to_datetime
+from lotledger.signing.errors import SigningError
+from lotledger.signing.note import Checkpoint, NoteVerifier, open_checkpoint
+
+
+@dataclass(frozen=True)
+class _Seen:
+    submitter: str
+    kind: str
+
+
+class LogVerifier:
+    """Admits entries one by one, in order. After a failure the verifier is spent."""
+
+    def __init__(self, *, check_signatures: bool = True, max_skew: timedelta = DEFAULT_MAX_SKEW):
+        self.check_signatures = check_signatures
+        self.max_skew = max_skew
+        self.size = 0
+        self.head = ZERO_HASH
+        self.frontier: list[bytes] = []
+        self.registry = Registry()
+        self._records: dict[str, _Seen] = {}
+        self._roots: dict[int, bytes] = {}
+        self._want_roots: set[int] = set()
+
+    def want_root_at(self, size: int) -> None:
+        """Remember the root when the tree reaches `size` (to check an older checkpoint)."""
+        self._want_roots.add(size)
+
+    def root_at(self, size: int) -> bytes:
+        if size == self.size:
+            return self.root()
+        return self._roots[size]
+
+    def root(self) -> bytes:
+        return merkle.root_from_frontier(self.frontier, self.size)
+
+    def feed(self, entry_bytes: bytes) -> None:
+        """Admit the next entry. Raises VerificationFailed with its seq."""
+        seq = self.size
+        link = decode_entry(entry_bytes, seq, self.head)
+        signed = link.entry.signed_record
+        try:
+            if not link.entry.HasField("received_at"):
+                raise VerificationFailed("entry has no received_at", seq=seq, reason="MALFORMED_ENTRY")
+            now = timestamp_to_datetime(link.entry.received_at)
+            if self.check_signatures:
+                admitted = precheck(signed, now, self.registry.public_key, max_skew=self.max_skew)
+                authorize(admitted, self.registry)
+                record, kind = admitted.record, admitted.kind
+            else:
+                record = decode_record(signed.record_bytes)
+                kind = record.WhichOneof("body") or ""
+            rid = record.record_id
+            if rid in self._records:
+                raise VerificationFailed(f"record_id {rid!r} appears twice", seq=seq, reason="DUPLICATE_RECORD_ID")
+            if kind == "correction":
+                original = self._records.get(record.correction.corrects_record_id)
+                if original is None:
+                    raise VerificationFailed(
+                        f"corrects record {record.correction.corrects_record_id!r}, which is not earlier in the log",
+                        seq=seq,
+                        reason="UNKNOWN_RECORD",
+                    )
+                check_correction(record, original.kind, original.submitter, self.registry)
+            if kind in ADMIN_KINDS:
+                self.registry.check_and_apply(record, seq)
+        except VerificationFailed:
+            raise
+        except LedgerError as e:
+            raise VerificationFailed(e.message, seq=seq, reason=e.reason) from e
+        self._records[rid] = _Seen(record.submitter, kind)
+        self.frontier, _ = merkle.append_leaf(self.frontier, seq, link.leaf_hash)
+        self.head = link.leaf_hash
+        self.size = seq + 1
+        if self.size in self._want_roots:
+            self._roots[self.size] = self.root()
+
+    def feed_all(self, entries: Iterable[bytes], progress: Callable[[int], None] | None = None) -> None:
+        for entry_bytes in entries:
+            self.feed(entry_bytes)
+            if progress is not None and self.size % 10_000 == 0:
+                progress(self.size)
+
+    def check_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """The tree we rebuilt must be the one the log signed. Raises VerificationFailed."""
+        if checkpoint.size != self.size:
+            raise VerificationFailed(
+                f"checkpoint is for {checkpoint.size} entries but {self.size} were verified", reason="SIZE_MISMATCH"
+            )
+        if checkpoint.root_hash != self.root():
+            raise VerificationFailed(
+                f"root of the {self.size} entries ({self.root().hex()}) differs from the signed checkpoint's "
+                f"({checkpoint.root_hash.hex()}): some entry was altered",
+                reason="ROOT_MISMATCH",
+            )
+
+
+def open_signed_checkpoint(note: bytes, log_key: NoteVerifier) -> Checkpoint:
+    """Check a checkpoint's signature with the log key. Raises VerificationFailed."""
+    try:
+        return open_checkpoint(note, log_key)
+    except SigningError as e:
+        raise VerificationFailed(f"checkpoint signature: {e}", reason="BAD_CHECKPOINT") from e
+
+
+def check_consistency(old: Checkpoint, new: Checkpoint, proof: list[bytes]) -> None:
+    """Raises VerificationFailed unless `new` extends `old` (both already signature-checked)."""
+    if old.size == new.size and old.root_hash == new.root_hash:
+        return
+    try:
+        merkle.verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
+    except ProofError as e:
+        raise VerificationFailed(
+            f"the log of size {new.size} is not an extension of the earlier checkpoint of size {old.size}: {e}",
+            reason="NOT_CONSISTENT",
+        ) from e
