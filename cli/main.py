@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from lotledger.ledger.client import LedgerClient, StreamRefusal
 from lotledger.ledger.errors import ProofError
 from lotledger.ledger.log import AppendResult, Ledger, LedgerConfig
 from lotledger.ledger.records import sign
-from lotledger.signing.errors import SigningError
 from lotledger.signing.keys import SigningKey, VerifyKey
 from lotledger.signing.note import NoteSigner, NoteVerifier
 from lotledger.v1 import records_pb2
@@ -37,7 +35,9 @@ def main() -> None:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _load_signer(key_path: str | None, participant: str | None, *, default_participant: str | None = None) -> tuple[SigningKey, str]:
+def _load_signer(
+    key_path: str | None, participant: str | None, *, default_participant: str | None = None
+) -> tuple[SigningKey, str]:
     if not key_path:
         fail("no signing key: pass --key PATH or set LOTLEDGER_KEY", ExitCode.USAGE)
     participant = participant or default_participant
@@ -60,7 +60,10 @@ def _log_verifier(log_key: str) -> NoteVerifier:
         try:
             text = path.read_text().strip()
         except OSError as e:
-            fail(f"--log-key: {log_key!r} is neither a verifier key (name+hash+key) nor a readable file: {e}", ExitCode.USAGE)
+            fail(
+                f"--log-key: {log_key!r} is neither a verifier key (name+hash+key) nor a readable file: {e}",
+                ExitCode.USAGE,
+            )
     return NoteVerifier.from_string(text)
 
 
@@ -69,7 +72,7 @@ def _result_json(r: AppendResult, record_id: str) -> dict[str, Any]:
         "record_id": record_id,
         "seq": r.seq,
         "leaf_hash": r.leaf_hash.hex(),
-        "received_at": datetime.fromtimestamp(r.received_at_ns / 1e9, timezone.utc).isoformat(),
+        "received_at": datetime.fromtimestamp(r.received_at_ns / 1e9, UTC).isoformat(),
         "duplicate": r.duplicate,
     }
 
@@ -102,7 +105,9 @@ def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
     if as_json:
         emit_json({"origin": origin, "log_verifier_key": vkey, "admin_id": admin_id, "admin_key_id": admin_key.key_id})
     else:
-        note(f"initialized {data_dir}: log key {keys / 'log.key'}, admin key {keys / 'admin.key'} (participant {admin_id!r})")
+        note(
+            f"initialized {data_dir}: log key {keys / 'log.key'}, admin key {keys / 'admin.key'} (participant {admin_id!r})"
+        )
         note("the log's verifier key (give it to regulators; also in log.vkey):")
         click.echo(vkey)
 
@@ -110,8 +115,16 @@ def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
 @main.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--listen", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
-@click.option("--checkpoint-interval", default=1.0, show_default=True, type=click.FloatRange(min=0.01), help="Seconds between checkpoints while the log grows.")
-@click.option("--init", "init_origin", metavar="ORIGIN", help="Initialize DATA_DIR with this origin first if it holds no ledger.")
+@click.option(
+    "--checkpoint-interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds between checkpoints while the log grows.",
+)
+@click.option(
+    "--init", "init_origin", metavar="ORIGIN", help="Initialize DATA_DIR with this origin first if it holds no ledger."
+)
 @handles_errors
 def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: str | None) -> None:
     """Serve a ledger over gRPC until SIGINT or SIGTERM."""
@@ -120,7 +133,10 @@ def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: 
     if init_origin and not (data_dir / "ledger" / "data.mdb").exists():
         _init(data_dir, init_origin, "admin", False)
     if not (data_dir / "keys" / "log.key").exists():
-        fail(f"{data_dir} is not a ledger: run `lotledger init {data_dir} --origin NAME` (or serve --init NAME)", ExitCode.USAGE)
+        fail(
+            f"{data_dir} is not a ledger: run `lotledger init {data_dir} --origin NAME` (or serve --init NAME)",
+            ExitCode.USAGE,
+        )
     server = LedgerServer(data_dir, listen, config=LedgerConfig(checkpoint_interval=checkpoint_interval)).start()
     stopping = threading.Event()
 
@@ -166,7 +182,9 @@ def _append_one(server: str, record: records_pb2.Record, key: SigningKey, as_jso
     if as_json:
         emit_json(_result_json(result, record.record_id))
     else:
-        click.echo(f"seq {result.seq}  leaf {result.leaf_hash.hex()}{'  (already in the log)' if result.duplicate else ''}")
+        click.echo(
+            f"seq {result.seq}  leaf {result.leaf_hash.hex()}{'  (already in the log)' if result.duplicate else ''}"
+        )
 
 
 @keys.command("register")
@@ -180,8 +198,17 @@ def _append_one(server: str, record: records_pb2.Record, key: SigningKey, as_jso
 @signer_options
 @handles_errors
 def keys_register(
-    participant_id: str, role: str, public_key: Path, business_name: str, phone: str, address: str, gln: str,
-    server: str, key_path: str | None, participant: str | None, as_json: bool,
+    participant_id: str,
+    role: str,
+    public_key: Path,
+    business_name: str,
+    phone: str,
+    address: str,
+    gln: str,
+    server: str,
+    key_path: str | None,
+    participant: str | None,
+    as_json: bool,
 ) -> None:
     """Register a participant's public key (signed by an admin key)."""
     key, submitter = _load_signer(key_path, participant, default_participant="admin")
@@ -201,7 +228,9 @@ def keys_register(
 @click.option("--reason", required=True)
 @signer_options
 @handles_errors
-def keys_revoke(key_id: str, reason: str, server: str, key_path: str | None, participant: str | None, as_json: bool) -> None:
+def keys_revoke(
+    key_id: str, reason: str, server: str, key_path: str | None, participant: str | None, as_json: bool
+) -> None:
     """Revoke a key from now on (records it signed before stay valid)."""
     key, submitter = _load_signer(key_path, participant, default_participant="admin")
     record = records_pb2.Record(record_id=f"revoke/{key_id[:32]}", submitter=submitter)
@@ -237,7 +266,13 @@ def append(file: Any, server: str, key_path: str | None, participant: str | None
         if isinstance(outcome, StreamRefusal):
             refused += 1
             err = outcome.error
-            results.append({"record_id": record.record_id, "where": where, "error": {"reason": err.reason, "message": err.message, "field": err.field}})
+            results.append(
+                {
+                    "record_id": record.record_id,
+                    "where": where,
+                    "error": {"reason": err.reason, "message": err.message, "field": err.field},
+                }
+            )
             if not as_json:
                 note(f"{where}: refused: {err.message} [{err.reason}]")
         else:
@@ -324,8 +359,12 @@ def proof_inclusion(seq: int, size: int, server: str, as_json: bool) -> None:
     except ProofError:
         verified = False
     data = {
-        "seq": p.seq, "tree_size": p.tree_size, "leaf_hash": p.leaf_hash.hex(), "root_hash": p.root_hash.hex(),
-        "proof": [h.hex() for h in p.proof], "verified_against_stated_root": verified,
+        "seq": p.seq,
+        "tree_size": p.tree_size,
+        "leaf_hash": p.leaf_hash.hex(),
+        "root_hash": p.root_hash.hex(),
+        "proof": [h.hex() for h in p.proof],
+        "verified_against_stated_root": verified,
         "checkpoint": p.checkpoint.decode() if p.checkpoint else None,
     }
     if as_json:
@@ -354,8 +393,12 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
     except ProofError:
         verified = False
     data = {
-        "old_size": p.old_size, "new_size": p.new_size, "old_root": p.old_root.hex(), "new_root": p.new_root.hex(),
-        "proof": [h.hex() for h in p.proof], "verified_against_stated_roots": verified,
+        "old_size": p.old_size,
+        "new_size": p.new_size,
+        "old_root": p.old_root.hex(),
+        "new_root": p.new_root.hex(),
+        "proof": [h.hex() for h in p.proof],
+        "verified_against_stated_roots": verified,
     }
     if as_json:
         emit_json(data)
@@ -371,15 +414,34 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it.")
-@click.option("--since", "since", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="An earlier checkpoint the log must extend.")
-@click.option("--data-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Verify a copy of a data directory, with no server.")
+@click.option(
+    "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
+)
+@click.option(
+    "--since",
+    "since",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="An earlier checkpoint the log must extend.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Verify a copy of a data directory, with no server.",
+)
 @click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
 @click.option("--server", envvar="LOTLEDGER_SERVER", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @handles_errors
-def verify(log_key: str, since: Path | None, data_dir: Path | None, no_signatures: bool, server: str, as_json: bool, quiet: bool) -> None:
+def verify(
+    log_key: str,
+    since: Path | None,
+    data_dir: Path | None,
+    no_signatures: bool,
+    server: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Check the whole log with no trust in the server: every chain link, signature (against
     the key history as of each entry), record, the Merkle root against the signed checkpoint,
     and with --since, that the log extends that earlier checkpoint."""
@@ -392,15 +454,21 @@ def verify(log_key: str, since: Path | None, data_dir: Path | None, no_signature
     else:
         source = LiveSource(_connect(server))
     try:
-        report = verify_log(source, verifier, since_note=since_note, check_signatures=not no_signatures, progress=progress)
+        report = verify_log(
+            source, verifier, since_note=since_note, check_signatures=not no_signatures, progress=progress
+        )
     finally:
         if isinstance(source, DataDirSource):
             source.close()
         else:
             source.client.close()
     data = {
-        "ok": True, "origin": report.origin, "tree_size": report.size, "root_hash": report.root_hash.hex(),
-        "since_size": report.since_size, "signatures_checked": report.signatures_checked,
+        "ok": True,
+        "origin": report.origin,
+        "tree_size": report.size,
+        "root_hash": report.root_hash.hex(),
+        "since_size": report.since_size,
+        "signatures_checked": report.signatures_checked,
         "seconds": round(report.seconds, 3),
     }
     if as_json:

@@ -43,7 +43,7 @@ def _json_lines(lines: Any, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _object(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, dict):
-        fail(f"{where}: a record must be a JSON object such as {{\"shipment\": {{...}}}}", ExitCode.USAGE)
+        fail(f'{where}: a record must be a JSON object such as {{"shipment": {{...}}}}', ExitCode.USAGE)
     return item
 
 

@@ -39,7 +39,9 @@ class LiveSource:
             expected += 1
             yield entry
         if expected != end:
-            raise VerificationFailed(f"server stopped after {expected} of {end} entries", seq=expected, reason="TRUNCATED")
+            raise VerificationFailed(
+                f"server stopped after {expected} of {end} entries", seq=expected, reason="TRUNCATED"
+            )
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
         return list(self.client.consistency_proof(old_size, new_size).proof)
@@ -71,7 +73,9 @@ class DataDirSource:
                 yield value
                 expected += 1
         if expected != end:
-            raise VerificationFailed(f"the store holds only {expected} of {end} entries", seq=expected, reason="TRUNCATED")
+            raise VerificationFailed(
+                f"the store holds only {expected} of {end} entries", seq=expected, reason="TRUNCATED"
+            )
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
         return None  # we recompute the old root from the entries themselves

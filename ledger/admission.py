@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 
 from lotledger.ledger.errors import RecordTooLarge, Unauthenticated
 from lotledger.ledger.registry import Registry
-from lotledger.ledger.validation import DEFAULT_MAX_SKEW, MAX_RECORD_BYTES, decode_record, record_kind, validate_record
+from lotledger.ledger.validation import (
+    DEFAULT_MAX_SKEW,
+    MAX_RECORD_BYTES,
+    decode_record,
+    record_kind,
+    validate_record,
+)
 from lotledger.signing.errors import SigningError
 from lotledger.signing.keys import verify_record
 from lotledger.v1 import records_pb2

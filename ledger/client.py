@@ -17,8 +17,8 @@ import grpc
 
 from lotledger.ledger.errors import LedgerError, Unavailable
 from lotledger.ledger.log import AppendResult
-from lotledger.ledger.status import from_rpc_error
 from lotledger.ledger.server import MAX_MESSAGE_BYTES
+from lotledger.ledger.status import from_rpc_error
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from lotledger.v1 import records_pb2
@@ -80,19 +80,20 @@ class LedgerClient:
         response: pb.AppendResponse = self._call(self.stub.Append, pb.AppendRequest(signed_record=signed))
         return _result(response.result)
 
-    def append_stream(self, records: Iterable[records_pb2.SignedRecord]) -> Iterator[AppendResult | StreamRefusal]:
-        """Stream records; yields one outcome per record, in order, each after its commit.
-        Raises Unavailable/StorageError if the stream itself breaks (outcomes already
-        yielded are committed; the rest are unknown and safe to resend: record ids make it
-        idempotent)."""
-        requests = (pb.AppendStreamRequest(signed_record=s) for s in records)
+    def append_stream(
+        self, records: Iterable[records_pb2.SignedRecord], *, batch: int = 200
+    ) -> Iterator[AppendResult | StreamRefusal]:
+        """Stream records, `batch` per message; yields one outcome per record, in order, each
+        after its commit. Raises Unavailable/StorageError if the stream itself breaks
+        (outcomes already yielded are committed; the rest are unknown and safe to resend,
+        since record ids make appends idempotent)."""
         try:
-            for response in self.stub.AppendStream(requests):
-                if response.HasField("result"):
-                    yield _result(response.result)
-                else:
-                    err = response.error
-                    yield StreamRefusal(response.index, _stream_error(err))
+            for response in self.stub.AppendStream(_batched(records, batch)):
+                for outcome in response.outcomes:
+                    if outcome.HasField("result"):
+                        yield _result(outcome.result)
+                    else:
+                        yield StreamRefusal(outcome.index, _stream_error(outcome.error))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
 
@@ -122,7 +123,9 @@ class LedgerClient:
                 yield item.start_seq + i, entry
 
     def checkpoint(self, tree_size: int = 0) -> Checkpointed:
-        response: pb.GetCheckpointResponse = self._call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(tree_size=tree_size))
+        response: pb.GetCheckpointResponse = self._call(
+            self.stub.GetCheckpoint, pb.GetCheckpointRequest(tree_size=tree_size)
+        )
         return Checkpointed(response.checkpoint, response.tree_size, response.root_hash)
 
     def inclusion_proof(self, seq: int, tree_size: int = 0) -> pb.GetInclusionProofResponse:
@@ -136,6 +139,19 @@ class LedgerClient:
             self.stub.GetConsistencyProof, pb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size)
         )
         return response
+
+
+def _batched(records: Iterable[records_pb2.SignedRecord], size: int) -> Iterator[pb.AppendStreamRequest]:
+    """Requests of up to `size` records and about 1 MiB each."""
+    request, nbytes = pb.AppendStreamRequest(), 0
+    for signed in records:
+        request.signed_records.append(signed)
+        nbytes += len(signed.record_bytes) + 128
+        if len(request.signed_records) >= size or nbytes >= 1 << 20:
+            yield request
+            request, nbytes = pb.AppendStreamRequest(), 0
+    if request.signed_records:
+        yield request
 
 
 def _result(r: pb.AppendResult) -> AppendResult:

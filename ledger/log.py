@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,9 @@ class Ledger:
     ) -> Ledger:
         """Create the store and write entry 0, the self-signed registration of the first admin.
         Raises StorageError if the directory already holds a ledger."""
-        store = Store(Path(data_dir) / "ledger", **({"map_size": config.map_size} if config and config.map_size else {}))
+        store = Store(
+            Path(data_dir) / "ledger", **({"map_size": config.map_size} if config and config.map_size else {})
+        )
         try:
             with store.write() as txn:
                 if store.get(txn, "meta", b"origin") is not None:
@@ -185,7 +187,7 @@ class Ledger:
         Raises LedgerError."""
         if self._closed:
             raise Unavailable("the ledger is shutting down; retry against a running server")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return precheck(signed, now, self.registry.public_key, max_skew=self.config.max_skew)
 
     def enqueue(self, admitted: Admitted) -> Future[AppendResult]:
@@ -473,7 +475,9 @@ class Ledger:
             return merkle.root(size, self._perfect_in(txn))
 
 
-def check_correction(record: records_pb2.Record, original_kind: str, original_submitter: str, registry: Registry) -> None:
+def check_correction(
+    record: records_pb2.Record, original_kind: str, original_submitter: str, registry: Registry
+) -> None:
     """A correction replaces a record of the same kind, by its submitter or an admin.
     Raises InvalidRecord or PermissionDenied. Shared by the writer and the verifier."""
     corrected_kind = record.correction.corrected.WhichOneof("body")

@@ -151,7 +151,9 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
     a relation to a (size, root) pair the caller already trusts, nothing more."""
     _check_hash(root_hash, "root")
     if root_from_inclusion_proof(index, size, leaf, proof) != root_hash:
-        raise ProofError(f"inclusion proof for index {index} in size {size} does not lead to the root", reason="BAD_PROOF")
+        raise ProofError(
+            f"inclusion proof for index {index} in size {size} does not lead to the root", reason="BAD_PROOF"
+        )
 
 
 def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes]) -> None:

@@ -9,4 +9,6 @@ from lotledger.v1 import records_pb2
 def sign(record: records_pb2.Record, key: SigningKey) -> records_pb2.SignedRecord:
     """The only way lotledger signs a record: the bytes signed are the bytes sent and stored."""
     record_bytes = record.SerializeToString()
-    return records_pb2.SignedRecord(record_bytes=record_bytes, key_id=key.key_id, signature=sign_record(key, record_bytes))
+    return records_pb2.SignedRecord(
+        record_bytes=record_bytes, key_id=key.key_id, signature=sign_record(key, record_bytes)
+    )

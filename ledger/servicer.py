@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import grpc
 
 from lotledger.ledger.admission import Admitted
-from lotledger.ledger.errors import LedgerError, StorageError
+from lotledger.ledger.errors import LedgerError, RecordTooLarge, StorageError
 from lotledger.ledger.log import AppendResult, Ledger
 from lotledger.ledger.status import reason_of, status_code, to_rpc_status
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from lotledger.v1 import records_pb2
 
-# Records in flight per stream before the server stops reading (backpressure on the client).
-STREAM_WINDOW = 2048
+# Messages in flight per stream before the server stops reading (backpressure on the client).
+STREAM_WINDOW = 16
+MAX_RECORDS_PER_MESSAGE = 1000
+# Below this many records per message, splitting the verification across threads costs more
+# than it saves.
+PARALLEL_MIN = 16
 
 
 def _result_pb(r: AppendResult) -> pb.AppendResult:
@@ -59,43 +64,59 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def AppendStream(
         self, request_iterator: Iterator[pb.AppendStreamRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.AppendStreamResponse]:
-        prechecked: queue.Queue[Future[Admitted] | None] = queue.Queue(STREAM_WINDOW)
-        committed: queue.Queue[Future[AppendResult] | BaseException | None] = queue.Queue(STREAM_WINDOW)
+        batches: queue.Queue[list[Future[AppendResult] | Exception] | None] = queue.Queue(STREAM_WINDOW)
         reader_error: list[BaseException] = []
 
         def read() -> None:
+            # One thread reads and queues to the writer, so the stream's order is the log's.
             try:
                 for request in request_iterator:
-                    prechecked.put(self.pool.submit(self.ledger.precheck, request.signed_record))
+                    if len(request.signed_records) > MAX_RECORDS_PER_MESSAGE:
+                        raise RecordTooLarge(f"at most {MAX_RECORDS_PER_MESSAGE} records per message")
+                    batches.put(self._admit_batch(request.signed_records))
             except BaseException as e:  # noqa: BLE001 - a broken client stream ends the pipeline
                 reader_error.append(e)
             finally:
-                prechecked.put(None)
-
-        def sequence() -> None:
-            # Queue to the writer strictly in stream order, whatever order verification ends in.
-            while (item := prechecked.get()) is not None:
-                try:
-                    committed.put(self.ledger.enqueue(item.result()))
-                except BaseException as e:  # noqa: BLE001 - reported as this record's outcome
-                    committed.put(e)
-            committed.put(None)
+                batches.put(None)
 
         threading.Thread(target=read, name="append-stream-read", daemon=True).start()
-        threading.Thread(target=sequence, name="append-stream-sequence", daemon=True).start()
         index = 0
-        while (outcome := committed.get()) is not None:
-            response = pb.AppendStreamResponse(index=index)
-            try:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                response.result.CopyFrom(_result_pb(outcome.result()))
-            except Exception as e:  # noqa: BLE001 - every refusal is this record's answer
-                response.error.CopyFrom(_error_pb(e))
+        while (batch := batches.get()) is not None:
+            response = pb.AppendStreamResponse()
+            for item in batch:
+                outcome = response.outcomes.add(index=index)
+                try:
+                    if isinstance(item, Exception):
+                        raise item
+                    outcome.result.CopyFrom(_result_pb(item.result()))
+                except Exception as e:  # noqa: BLE001 - every refusal is this record's answer
+                    outcome.error.CopyFrom(_error_pb(e))
+                index += 1
             yield response
-            index += 1
         if reader_error and context.is_active():
-            context.abort(grpc.StatusCode.CANCELLED, f"request stream failed: {reader_error[0]}")
+            error = reader_error[0]
+            if isinstance(error, LedgerError):
+                context.abort_with_status(to_rpc_status(error))
+            context.abort(grpc.StatusCode.CANCELLED, f"request stream failed: {error}")
+
+    def _admit_batch(self, records: Sequence[records_pb2.SignedRecord]) -> list[Future[AppendResult] | Exception]:
+        """Precheck a message's records on both cores (verification releases the GIL), then
+        queue them to the writer in order. Returns one future or refusal per record."""
+        half = len(records) // 2 if len(records) >= PARALLEL_MIN else 0
+        other = self.pool.submit(self._precheck_all, records[half:]) if half else None
+        checked = self._precheck_all(records[:half] if half else records)
+        if other is not None:
+            checked += other.result()
+        return [item if isinstance(item, Exception) else self.ledger.enqueue(item) for item in checked]
+
+    def _precheck_all(self, records: Sequence[records_pb2.SignedRecord]) -> list[Admitted | Exception]:
+        out: list[Admitted | Exception] = []
+        for signed in records:
+            try:
+                out.append(self.ledger.precheck(signed))
+            except (LedgerError, StorageError) as e:
+                out.append(e)
+        return out
 
     def GetEntry(self, request: pb.GetEntryRequest, context: grpc.ServicerContext) -> pb.GetEntryResponse:
         try:
@@ -138,7 +159,12 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         except (LedgerError, StorageError) as e:
             return self._abort(context, e)  # type: ignore[no-any-return]
         return pb.GetInclusionProofResponse(
-            seq=request.seq, tree_size=size, leaf_hash=leaf, proof=proof, checkpoint=note, root_hash=self.ledger.root(size)
+            seq=request.seq,
+            tree_size=size,
+            leaf_hash=leaf,
+            proof=proof,
+            checkpoint=note,
+            root_hash=self.ledger.root(size),
         )
 
     def GetConsistencyProof(

@@ -122,8 +122,7 @@ class Store:
                 return
             if not start and not cur.first():
                 return
-            for key, value in cur:
-                yield key, value
+            yield from cur
 
     def copy_to(self, dest: str | os.PathLike[str]) -> None:
         """A consistent, compacted copy of the environment (for exports and backups)."""

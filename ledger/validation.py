@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
@@ -22,7 +22,7 @@ from lotledger.v1 import records_pb2
 
 MAX_RECORD_BYTES = 64 * 1024
 DEFAULT_MAX_SKEW = timedelta(minutes=10)
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 _PARTICIPANT_ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 _RECORD_ID = re.compile(r"[!-~]{1,128}")
@@ -65,9 +65,7 @@ def decode_record(record_bytes: bytes) -> records_pb2.Record:
 
 def _refuse_unknown_fields(message: Message, path: str) -> None:
     if len(unknown_fields.UnknownFieldSet(message)):
-        raise InvalidRecord(
-            f"{path} has fields unknown to lotledger.v1", reason="UNKNOWN_FIELDS", field=path
-        )
+        raise InvalidRecord(f"{path} has fields unknown to lotledger.v1", reason="UNKNOWN_FIELDS", field=path)
     for descriptor, value in message.ListFields():
         if descriptor.message_type is None:
             continue
@@ -107,7 +105,7 @@ def parse_quantity(q: records_pb2.Quantity) -> tuple[Decimal, str]:
 
 
 def timestamp_to_datetime(ts: Timestamp) -> datetime:
-    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
 
 
 class _Checker:
@@ -143,7 +141,11 @@ class _Checker:
 
     def gtin(self, value: str, field: str) -> None:
         if len(value) != 14 or not value.isdigit() or not value.isascii():
-            self.fail(field, f"{value[:80]!r} is not a GTIN-14 (14 digits; pad shorter GTINs with leading zeros)", "INVALID_GTIN")
+            self.fail(
+                field,
+                f"{value[:80]!r} is not a GTIN-14 (14 digits; pad shorter GTINs with leading zeros)",
+                "INVALID_GTIN",
+            )
         if not gtin_check_digit_ok(value):
             self.fail(field, f"GTIN {value} has a wrong check digit", "INVALID_GTIN")
 
@@ -222,7 +224,9 @@ def _check_quantity(q: records_pb2.Quantity, field: str) -> None:
     except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
         positive = False
     if not positive:
-        raise InvalidRecord(f"{field}.amount: must be greater than zero", reason="INVALID_QUANTITY", field=f"{field}.amount")
+        raise InvalidRecord(
+            f"{field}.amount: must be greater than zero", reason="INVALID_QUANTITY", field=f"{field}.amount"
+        )
     if not _UNIT.fullmatch(q.unit):
         raise InvalidRecord(
             f"{field}.unit: {q.unit[:20]!r} is not a UN/ECE Rec 20 unit code (e.g. KGM, LTR, H87)",

@@ -102,7 +102,9 @@ class SigningKey:
 
     def __init__(self, key: Ed25519PrivateKey):
         self._key = key
-        self.public = VerifyKey(key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        self.public = VerifyKey(
+            key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
         self.key_id = self.public.key_id
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.server import LedgerServer
 
+
 @pytest.fixture
 def world_ledger(tmp_path: Path) -> Iterator[tuple[World, Ledger]]:
     world, ledger = make_world(tmp_path)
@@ -31,5 +32,3 @@ def served(tmp_path: Path) -> Iterator[SimpleNamespace]:
     yield SimpleNamespace(world=world, server=server, client=client, ledger=server.ledger)
     client.close()
     server.stop(grace=1)
-
-

@@ -38,12 +38,16 @@ def qty(amount: str = "10", unit: str = "KGM") -> records_pb2.Quantity:
 
 
 def new_record(submitter: str, record_id: str | None = None) -> records_pb2.Record:
-    record = records_pb2.Record(record_id=record_id or f"r-{next(_counter)}-{uuid.uuid4().hex[:8]}", submitter=submitter)
+    record = records_pb2.Record(
+        record_id=record_id or f"r-{next(_counter)}-{uuid.uuid4().hex[:8]}", submitter=submitter
+    )
     record.created_at.GetCurrentTime()
     return record
 
 
-def shipment(submitter: str = "acme", *, record_id: str | None = None, amount: str = "10", gtin_: str = GTIN_A) -> records_pb2.Record:
+def shipment(
+    submitter: str = "acme", *, record_id: str | None = None, amount: str = "10", gtin_: str = GTIN_A
+) -> records_pb2.Record:
     record = new_record(submitter, record_id)
     s = record.shipment
     s.shipment_id = f"SH-{record.record_id}"
@@ -53,7 +57,9 @@ def shipment(submitter: str = "acme", *, record_id: str | None = None, amount: s
     return record
 
 
-def material_received(submitter: str = "plant", *, record_id: str | None = None, lot_number: str = "L1") -> records_pb2.Record:
+def material_received(
+    submitter: str = "plant", *, record_id: str | None = None, lot_number: str = "L1"
+) -> records_pb2.Record:
     record = new_record(submitter, record_id)
     m = record.material_received
     m.lot.CopyFrom(lot(GTIN_A, lot_number))
@@ -101,9 +107,15 @@ def make_world(tmp_path: Path, config: LedgerConfig | None = None) -> tuple[Worl
     log_key, admin = SigningKey.generate(), SigningKey.generate()
     log_key.save_pair(data_dir / "keys" / "log.key")
     admin.save_pair(data_dir / "keys" / "admin.key")
-    ledger = Ledger.initialize(data_dir, ORIGIN, log_key, admin, config=config or LedgerConfig(checkpoint_interval=0.05))
+    ledger = Ledger.initialize(
+        data_dir, ORIGIN, log_key, admin, config=config or LedgerConfig(checkpoint_interval=0.05)
+    )
     world = World(data_dir, log_key, admin)
-    for pid, role in (("acme", records_pb2.ROLE_SUPPLIER), ("plant", records_pb2.ROLE_MANUFACTURER), ("qa1", records_pb2.ROLE_QA)):
+    for pid, role in (
+        ("acme", records_pb2.ROLE_SUPPLIER),
+        ("plant", records_pb2.ROLE_MANUFACTURER),
+        ("qa1", records_pb2.ROLE_QA),
+    ):
         key = SigningKey.generate()
         ledger.append(sign(registration("admin", pid, role, key), admin))
         world.keys[pid] = key
@@ -121,6 +133,13 @@ def log_state(ledger: Ledger) -> tuple[int, bytes]:
 
 def builders() -> Any:
     return SimpleNamespace(
-        shipment=shipment, material_received=material_received, quality_check=quality_check,
-        registration=registration, revocation=revocation, new_record=new_record, lot=lot, qty=qty, gtin=gtin,
+        shipment=shipment,
+        material_received=material_received,
+        quality_check=quality_check,
+        registration=registration,
+        revocation=revocation,
+        new_record=new_record,
+        lot=lot,
+        qty=qty,
+        gtin=gtin,
     )

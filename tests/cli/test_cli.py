@@ -43,8 +43,18 @@ def live(tmp_path: Path) -> Iterator[SimpleNamespace]:
     supplier_key = tmp_path / "acme.key"
     run("keys", "generate", str(supplier_key))
     run(
-        "keys", "register", "--id", "acme", "--role", "supplier", "--public-key", f"{supplier_key}.pub",
-        "--server", server.address, "--key", str(data / "keys" / "admin.key"),
+        "keys",
+        "register",
+        "--id",
+        "acme",
+        "--role",
+        "supplier",
+        "--public-key",
+        f"{supplier_key}.pub",
+        "--server",
+        server.address,
+        "--key",
+        str(data / "keys" / "admin.key"),
     )
     yield SimpleNamespace(data=data, server=server, vkey=out["log_verifier_key"], key=supplier_key, tmp=tmp_path)
     server.stop(grace=1)
@@ -65,7 +75,9 @@ def test_append_get_checkpoint_proof_verify(live: SimpleNamespace) -> None:
     srv = ["--server", live.server.address]
     record_file = live.tmp / "shipment.json"
     record_file.write_text(json.dumps(SHIPMENT))
-    out = json.loads(run("append", str(record_file), *srv, "--key", str(live.key), "--participant", "acme", "--json").stdout)
+    out = json.loads(
+        run("append", str(record_file), *srv, "--key", str(live.key), "--participant", "acme", "--json").stdout
+    )
     seq = out["seq"]
     assert len(out["leaf_hash"]) == 64
     got = json.loads(run("get", str(seq), *srv, "--json").stdout)
@@ -100,7 +112,9 @@ def test_refused_append_exits_1_with_the_reason(live: SimpleNamespace) -> None:
     f = live.tmp / "bad.json"
     f.write_text(json.dumps(bad))
     size = live.server.ledger.size
-    result = run("append", str(f), "--server", live.server.address, "--key", str(live.key), "--participant", "acme", ok=False)
+    result = run(
+        "append", str(f), "--server", live.server.address, "--key", str(live.key), "--participant", "acme", ok=False
+    )
     assert result.exit_code == 1
     assert "INVALID_QUANTITY" in result.stderr and "shipment.lots[0].quantity.amount" in result.stderr
     assert live.server.ledger.size == size
@@ -121,7 +135,9 @@ def test_verify_data_dir_names_the_tampered_entry(live: SimpleNamespace) -> None
         doc["shipment"]["shipmentId"] = f"SHIP-UNIQUE-{i:04d}"
         docs.append(json.dumps(doc))
     lines.write_text("\n".join(docs) + "\n")
-    results = json.loads(run("append", str(lines), *srv, "--key", str(live.key), "--participant", "acme", "--json").stdout)
+    results = json.loads(
+        run("append", str(lines), *srv, "--key", str(live.key), "--participant", "acme", "--json").stdout
+    )
     live.server.ledger.sign_checkpoint_now()
     live.server.stop(grace=1)
 

@@ -32,8 +32,17 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lotledger.cli.main", "serve", str(data_dir), "--listen", f"127.0.0.1:{port}",
-         "--checkpoint-interval", "0.05"],
+        [
+            sys.executable,
+            "-m",
+            "lotledger.cli.main",
+            "serve",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--checkpoint-interval",
+            "0.05",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -3,12 +3,23 @@ proofs from the stored tree, restart, and the key history."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import ORIGIN, World, log_state, make_world, new_record, registration, revocation, shipment, signed
+from helpers import (
+    ORIGIN,
+    World,
+    log_state,
+    make_world,
+    new_record,
+    registration,
+    revocation,
+    shipment,
+    signed,
+)
 
 from lotledger.ledger import merkle
 from lotledger.ledger.errors import Conflict, InvalidRecord, PermissionDenied, Unauthenticated
@@ -112,7 +123,9 @@ def test_revoked_key_history(world_ledger: tuple[World, Ledger]) -> None:
 def test_non_admin_cannot_register(world_ledger: tuple[World, Ledger]) -> None:
     world, ledger = world_ledger
     with pytest.raises(PermissionDenied):
-        ledger.append(signed(registration("plant", "evil", records_pb2.ROLE_ADMIN, SigningKey.generate()), world.keys["plant"]))
+        ledger.append(
+            signed(registration("plant", "evil", records_pb2.ROLE_ADMIN, SigningKey.generate()), world.keys["plant"])
+        )
 
 
 def test_role_never_changes(world_ledger: tuple[World, Ledger]) -> None:
@@ -154,7 +167,7 @@ def test_checkpoints_follow_the_cadence_and_all_are_kept(tmp_path: Path) -> None
         assert [c.size for c in cps] == sorted({c.size for c in cps})
         assert cps[-1].size == ledger.size, "the writer checkpoints the tail once the log goes quiet"
         verifier = NoteVerifier.from_string(ledger.log_verifier_key)
-        for older, newer in zip(cps, cps[1:]):
+        for older, newer in itertools.pairwise(cps):
             a, b = open_checkpoint(older.note, verifier), open_checkpoint(newer.note, verifier)
             _, proof = ledger.consistency_proof(a.size, b.size)
             merkle.verify_consistency(a.size, b.size, a.root_hash, b.root_hash, proof)

@@ -104,7 +104,9 @@ def make_bad(case: str, s: SimpleNamespace) -> records_pb2.SignedRecord:
         record.shipment.documents.add(type="NOTE", number="x" * 128)
         record.shipment.shipment_id = "S"
         big = signed(record, keys["acme"])
-        return records_pb2.SignedRecord(record_bytes=big.record_bytes + b"\x00" * MAX_RECORD_BYTES, key_id=big.key_id, signature=big.signature)
+        return records_pb2.SignedRecord(
+            record_bytes=big.record_bytes + b"\x00" * MAX_RECORD_BYTES, key_id=big.key_id, signature=big.signature
+        )
     if case == "invalid_gtin":
         return signed(shipment(gtin_="09520000000019"), keys["acme"])
     if case == "negative_quantity":
@@ -152,26 +154,51 @@ def test_field_is_named_in_error_info(served: SimpleNamespace) -> None:
 
 
 def test_message_over_the_transport_limit_is_resource_exhausted(served: SimpleNamespace) -> None:
-    huge = records_pb2.SignedRecord(record_bytes=b"\x00" * (1024 * 1024), key_id="0" * 64, signature=bytes(64))
+    huge = records_pb2.SignedRecord(record_bytes=b"\x00" * (5 * 1024 * 1024), key_id="0" * 64, signature=bytes(64))
     before = log_state(served.ledger)
-    err = raw_append(served, huge)
-    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with grpc.insecure_channel(served.server.address) as channel:  # no client-side send limit
+        stub = pb_grpc.LedgerServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Append(pb.AppendRequest(signed_record=huge), timeout=10)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert log_state(served.ledger) == before
+
+
+def test_stream_of_single_record_messages(served: SimpleNamespace) -> None:
+    key = served.world.keys["acme"]
+    outcomes = list(served.client.append_stream((signed(shipment(), key) for _ in range(30)), batch=1))
+    seqs = [o.seq for o in outcomes if isinstance(o, AppendResult)]
+    assert seqs == list(range(seqs[0], seqs[0] + 30))
+
+
+def test_too_many_records_in_one_message_is_refused(served: SimpleNamespace) -> None:
+    key = served.world.keys["acme"]
+    one = signed(shipment(), key)
+    request = pb.AppendStreamRequest(signed_records=[one] * 1001)
+    stub = pb_grpc.LedgerServiceStub(served.client.channel)
+    before = log_state(served.ledger)
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.AppendStream(iter([request]), timeout=10))
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert log_state(served.ledger) == before
 
 
 def test_stream_answers_each_record_in_order_and_goes_on_after_a_refusal(served: SimpleNamespace) -> None:
     key = served.world.keys["acme"]
-    records = [shipment() for _ in range(50)]
+    records = [shipment() for _ in range(250)]
     stream = [signed(r, key) for r in records]
     stream[10] = signed(shipment(amount="-1"), key)
     stream[20] = signed(shipment(), SigningKey.generate())
+    stream[230] = signed(shipment(amount="0"), key)
     outcomes = list(served.client.append_stream(stream))
-    assert len(outcomes) == 50
+    assert len(outcomes) == 250
     assert isinstance(outcomes[10], StreamRefusal) and outcomes[10].error.reason == "INVALID_QUANTITY"
     assert isinstance(outcomes[20], StreamRefusal) and outcomes[20].error.reason == "UNKNOWN_KEY"
     seqs = [o.seq for o in outcomes if isinstance(o, AppendResult)]
-    assert seqs == sorted(seqs) and len(seqs) == 48
-    assert seqs == list(range(seqs[0], seqs[0] + 48)), "stream order is log order"
+    assert isinstance(outcomes[230], StreamRefusal)
+    assert seqs == sorted(seqs) and len(seqs) == 247
+    assert seqs == list(range(seqs[0], seqs[0] + 247)), "stream order is log order"
+    assert outcomes[10].index == 10 and outcomes[20].index == 20
 
 
 def test_proofs_over_grpc_verify_against_the_signed_checkpoint(served: SimpleNamespace) -> None:
@@ -223,6 +250,8 @@ def test_new_records_need_registration_first(served: SimpleNamespace) -> None:
     record = new_record("dist1")
     r = record.receipt
     r.shipment_id, r.participant = "SH-1", "dist1"
-    r.lots.add(lot=records_pb2.LotId(gtin="09520000000011", lot="L1"), quantity=records_pb2.Quantity(amount="1", unit="KGM"))
+    r.lots.add(
+        lot=records_pb2.LotId(gtin="09520000000011", lot="L1"), quantity=records_pb2.Quantity(amount="1", unit="KGM")
+    )
     r.received_at.GetCurrentTime()
     assert served.client.append(signed(record, key)).seq > 0

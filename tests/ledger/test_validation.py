@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import GTIN_A, material_received, new_record, shipment
@@ -17,7 +17,7 @@ from lotledger.ledger.validation import (
 )
 from lotledger.v1 import records_pb2
 
-NOW = datetime.now(timezone.utc) + timedelta(seconds=1)
+NOW = datetime.now(UTC) + timedelta(seconds=1)
 
 
 def refused(record: records_pb2.Record) -> InvalidRecord:
@@ -28,7 +28,13 @@ def refused(record: records_pb2.Record) -> InvalidRecord:
 
 @pytest.mark.parametrize(
     ("gtin", "ok"),
-    [("09520000000011", True), ("09520000000017", False), ("00012345600012", True), ("4006381333931", True), ("4006381333932", False)],
+    [
+        ("09520000000011", True),
+        ("09520000000017", False),
+        ("00012345600012", True),
+        ("4006381333931", True),
+        ("4006381333932", False),
+    ],
 )
 def test_gtin_check_digit(gtin: str, ok: bool) -> None:
     assert gtin_check_digit_ok(gtin) is ok
@@ -86,7 +92,7 @@ def test_future_created_at_is_refused_but_small_skew_allowed() -> None:
 
 def test_ancient_time_is_refused() -> None:
     record = shipment()
-    record.created_at.FromDatetime(datetime(1970, 1, 2, tzinfo=timezone.utc))
+    record.created_at.FromDatetime(datetime(1970, 1, 2, tzinfo=UTC))
     assert refused(record).reason in {"BAD_TIME", "MISSING_FIELD"}
 
 
