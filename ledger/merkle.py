@@ -9,8 +9,9 @@ Edge-case policy for verification (the public vectors in shared/vectors/merkle t
 - consistency from size 0 is refused, as transparency-dev/merkle does: there is nothing to
   prove, and a caller that accepts any tree after the empty one (a C2SP tlog-witness does)
   handles size 0 itself rather than calling verify_consistency;
-- size1 > size2 is refused; size1 == size2 needs an empty proof and equal roots;
-- every hash (roots, leaf hashes, proof elements) must be exactly 32 bytes;
+- size1 > size2 is refused; size1 == size2 needs an empty proof and byte-equal roots (as
+  upstream, whatever their length: nothing is hashed);
+- every hash that is combined (roots, leaf hashes, proof elements) must be exactly 32 bytes;
 - a proof one element too short or too long is refused.
 
 Raises ProofError everywhere a proof or range is wrong.
@@ -159,20 +160,21 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
 def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes]) -> None:
     """RFC 9162 2.1.4.2: raises ProofError unless the tree (size1, root1) is a prefix of
     (size2, root2). As with inclusion, the sizes and roots must come from signed checkpoints."""
-    _check_hash(root1, "root1")
-    _check_hash(root2, "root2")
-    for i, p in enumerate(proof):
-        _check_hash(p, f"proof[{i}]")
     if size1 == 0:
         raise ProofError("consistency from size 0 proves nothing (policy: refused)", reason="BAD_RANGE")
     if size1 > size2:
         raise ProofError(f"size1 {size1} is larger than size2 {size2}", reason="BAD_RANGE")
     if size1 == size2:
+        # As upstream: the same tree needs no proof, and its roots must be the same bytes.
         if proof:
             raise ProofError("equal sizes need an empty proof", reason="BAD_PROOF")
         if root1 != root2:
             raise ProofError("equal sizes with different roots", reason="BAD_PROOF")
         return
+    _check_hash(root1, "root1")
+    _check_hash(root2, "root2")
+    for i, p in enumerate(proof):
+        _check_hash(p, f"proof[{i}]")
     if not proof:
         raise ProofError("empty consistency proof", reason="BAD_PROOF")
     path = list(proof)
