@@ -372,8 +372,8 @@ def proof_inclusion(seq: int, size: int, server: str, as_json: bool) -> None:
     else:
         click.echo(f"entry {p.seq} in tree of size {p.tree_size}: leaf {data['leaf_hash']}")
         click.echo(f"root {data['root_hash']}")
-        for i, h in enumerate(data["proof"]):
-            click.echo(f"  {i:2d} {h}")
+        for i, h in enumerate(p.proof):
+            click.echo(f"  {i:2d} {h.hex()}")
     if not verified:
         fail("the proof does not verify against the server's stated root")
 
@@ -404,8 +404,8 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
         emit_json(data)
     else:
         click.echo(f"tree {p.old_size} -> {p.new_size}\n  old root {data['old_root']}\n  new root {data['new_root']}")
-        for i, h in enumerate(data["proof"]):
-            click.echo(f"  {i:2d} {h}")
+        for i, h in enumerate(p.proof):
+            click.echo(f"  {i:2d} {h.hex()}")
     if not verified:
         fail("the proof does not verify against the server's stated roots")
 

@@ -52,7 +52,7 @@ class LedgerClient:
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],
         )
-        self.stub = pb_grpc.LedgerServiceStub(self.channel)
+        self.stub = pb_grpc.LedgerServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> LedgerClient:
         return self

@@ -21,7 +21,8 @@ def build_entry(seq: int, prev_hash: bytes, received_at_ns: int, signed: records
     """The entry bytes for position `seq`; `signed` carries the submitter's bytes untouched."""
     entry = records_pb2.Entry(seq=seq, prev_hash=prev_hash, signed_record=signed)
     entry.received_at.FromNanoseconds(received_at_ns)
-    return entry.SerializeToString(deterministic=True)
+    data: bytes = entry.SerializeToString(deterministic=True)
+    return data
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from lotledger.ledger.errors import (
 from lotledger.ledger.policy import ADMIN_KINDS
 from lotledger.ledger.records import sign
 from lotledger.ledger.registry import Registry
-from lotledger.ledger.store import Store, from_u64, tree_key, u64
+from lotledger.ledger.store import DEFAULT_MAP_SIZE, Store, from_u64, tree_key, u64
 from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, parse_note, sign_note
@@ -84,8 +84,7 @@ class Ledger:
     def __init__(self, data_dir: str | Path, log_key: SigningKey, config: LedgerConfig | None = None):
         self.config = config or LedgerConfig()
         self.data_dir = Path(data_dir)
-        kwargs = {"map_size": self.config.map_size} if self.config.map_size else {}
-        self.store = Store(self.data_dir / "ledger", **kwargs)
+        self.store = Store(self.data_dir / "ledger", map_size=self.config.map_size or DEFAULT_MAP_SIZE)
         with self.store.read() as txn:
             origin = self.store.get(txn, "meta", b"origin")
             if origin is None:
@@ -116,9 +115,7 @@ class Ledger:
     ) -> Ledger:
         """Create the store and write entry 0, the self-signed registration of the first admin.
         Raises StorageError if the directory already holds a ledger."""
-        store = Store(
-            Path(data_dir) / "ledger", **({"map_size": config.map_size} if config and config.map_size else {})
-        )
+        store = Store(Path(data_dir) / "ledger", map_size=(config and config.map_size) or DEFAULT_MAP_SIZE)
         try:
             with store.write() as txn:
                 if store.get(txn, "meta", b"origin") is not None:

@@ -12,7 +12,7 @@ from lotledger.v1 import records_pb2
 
 ADMIN_KINDS = frozenset({"participant_registered", "key_revoked", "location_registered"})
 
-ROLE_NAMES: Mapping[int, str] = {
+ROLE_NAMES: Mapping[records_pb2.Role, str] = {
     records_pb2.ROLE_ADMIN: "admin",
     records_pb2.ROLE_MANUFACTURER: "manufacturer",
     records_pb2.ROLE_SUPPLIER: "supplier",
@@ -22,7 +22,7 @@ ROLE_NAMES: Mapping[int, str] = {
     records_pb2.ROLE_SCANNER: "scanner",
     records_pb2.ROLE_AUDITOR: "auditor",
 }
-ROLES_BY_NAME: Mapping[str, int] = {name: value for value, name in ROLE_NAMES.items()}
+ROLES_BY_NAME: Mapping[str, records_pb2.Role] = {name: value for value, name in ROLE_NAMES.items()}
 
 # Record kinds are the names of the Record.body oneof fields.
 ALLOWED_KINDS: Mapping[str, frozenset[str]] = {
@@ -50,7 +50,7 @@ ALLOWED_KINDS: Mapping[str, frozenset[str]] = {
 }
 
 
-def role_name(role: int) -> str:
+def role_name(role: records_pb2.Role) -> str:
     """The lower-case name of a Role enum value; raises KeyError for UNSPECIFIED/unknown."""
     return ROLE_NAMES[role]
 

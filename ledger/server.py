@@ -56,7 +56,8 @@ class LedgerServer:
             ],
             maximum_concurrent_rpcs=max_workers * 4,
         )
-        pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(self.ledger, self.verify_pool), self.server)
+        servicer = LedgerServicer(self.ledger, self.verify_pool)
+        pb_grpc.add_LedgerServiceServicer_to_server(servicer, self.server)  # type: ignore[no-untyped-call]
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

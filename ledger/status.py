@@ -72,7 +72,7 @@ def from_rpc_error(error: grpc.RpcError) -> Exception:
     message = error.details() if hasattr(error, "details") else str(error)
     reason, field = code.name, None
     try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
     except Exception:  # noqa: BLE001 - a malformed detail must not hide the error itself
         status = None
     if status is not None:

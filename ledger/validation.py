@@ -8,9 +8,10 @@ stays valid for ever, and a verifier never has to trust the server's judgement.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import quote
 
 from google.protobuf import unknown_fields
@@ -54,7 +55,7 @@ def decode_record(record_bytes: bytes) -> records_pb2.Record:
             field="record_bytes",
         )
     try:
-        record = records_pb2.Record.FromString(record_bytes)
+        record: records_pb2.Record = records_pb2.Record.FromString(record_bytes)
     except DecodeError as e:
         raise InvalidRecord(
             f"record_bytes is not a lotledger.v1.Record: {e}", reason="MALFORMED", field="record_bytes"
@@ -417,7 +418,7 @@ def _location_registered(c: _Checker, m: records_pb2.LocationRegistered, p: str)
             c.fail(f"{p}.gln", f"GLN {m.gln} has a wrong check digit", "INVALID_GLN")
 
 
-_BODY_CHECKS = {
+_BODY_CHECKS: dict[str, Callable[[_Checker, Any, str], None]] = {
     "material_received": _material_received,
     "production_run": _production_run,
     "quality_check": _quality_check,
