@@ -96,6 +96,9 @@ class Ledger:
         self._signer = NoteSigner(self.origin, log_key)
         self._load_state()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Guards `_closed` against enqueue: nothing may be queued after _STOP, or it would
+        # never be answered.
+        self._closing = threading.Lock()
         self._closed = False
         self._writer = threading.Thread(target=self._run_writer, name="lotledger-writer", daemon=True)
         self._writer.start()
@@ -191,10 +194,11 @@ class Ledger:
         """Queue a prechecked record for the writer; records queued from one thread are
         committed in that order. The future resolves after the durable commit, or fails with
         a LedgerError (refused) or StorageError (nothing written)."""
-        if self._closed:
-            raise Unavailable("the ledger is shutting down; retry against a running server")
         pending = _Pending(admitted)
-        self._queue.put(pending)
+        with self._closing:
+            if self._closed:
+                raise Unavailable("the ledger is shutting down; retry against a running server")
+            self._queue.put(pending)
         return pending.future
 
     def submit(self, signed: records_pb2.SignedRecord) -> Future[AppendResult]:
@@ -207,15 +211,19 @@ class Ledger:
     def sign_checkpoint_now(self) -> SignedCheckpoint:
         """Ask the writer for a checkpoint of the current size (if it has none yet) and wait."""
         done: Future[SignedCheckpoint] = Future()
-        self._queue.put(("checkpoint", done))
+        with self._closing:
+            if self._closed:
+                raise Unavailable("the ledger is closed")
+            self._queue.put(("checkpoint", done))
         return done.result(30)
 
     def close(self) -> None:
         """Stop taking appends, let the writer finish what is queued (and checkpoint it)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
         self._writer.join()
         self.store.close()
 
@@ -259,14 +267,6 @@ class Ledger:
                     f.set_exception(StorageError("no checkpoint: the log is empty"))
                 else:
                     f.set_result(self.latest_checkpoint)
-        # Anything that raced in after _STOP is refused, never silently dropped.
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Pending):
-                item.future.set_exception(Unavailable("the ledger closed before this record was written"))
 
     def _checkpoint_wait(self) -> float | None:
         cp_size = self.latest_checkpoint.size if self.latest_checkpoint else 0
