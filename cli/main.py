@@ -12,6 +12,7 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
+from lotledger.cli import trace_cmds
 from lotledger.cli.options import DEFAULT_SERVER, client_options, signer_options
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
@@ -125,13 +126,16 @@ def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
 @click.option(
     "--init", "init_origin", metavar="ORIGIN", help="Initialize DATA_DIR with this origin first if it holds no ledger."
 )
+@click.option("--demo", is_flag=True, help="With a new DATA_DIR: initialize it and load the demo supply chain.")
 @handles_errors
-def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: str | None) -> None:
+def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: str | None, demo: bool) -> None:
     """Serve a ledger over gRPC until SIGINT or SIGTERM."""
     from lotledger.ledger.server import LedgerServer
 
-    if init_origin and not (data_dir / "ledger" / "data.mdb").exists():
-        _init(data_dir, init_origin, "admin", False)
+    if (init_origin or demo) and not (data_dir / "ledger" / "data.mdb").exists():
+        _init(data_dir, init_origin or DEMO_ORIGIN, "admin", False)
+        if demo:
+            _load_demo(data_dir)
     if not (data_dir / "keys" / "log.key").exists():
         fail(
             f"{data_dir} is not a ledger: run `lotledger init {data_dir} --origin NAME` (or serve --init NAME)",
@@ -150,6 +154,39 @@ def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: 
     stopping.wait()
     note("stopping: finishing calls in flight and the last checkpoint")
     server.stop()
+
+
+# ---- demo ----------------------------------------------------------------------------------
+
+DEMO_ORIGIN = "demo.example.com/lotledger"
+
+
+def _load_demo(data_dir: Path) -> int:
+    from lotledger.cli.demo import save_demo_keys, write_demo
+
+    keys = data_dir / "keys"
+    ledger = Ledger(data_dir, SigningKey.load(keys / "log.key"))
+    try:
+        written = write_demo(ledger, SigningKey.load(keys / "admin.key"))
+        ledger.sign_checkpoint_now()
+    finally:
+        ledger.close()
+    save_demo_keys(data_dir)
+    note(f"demo supply chain: {written} records; participants' demo keys in {keys / 'demo'} (public seeds: demo only)")
+    return written
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--origin", default=DEMO_ORIGIN, show_default=True)
+@handles_errors
+def demo(data_dir: Path, origin: str) -> None:
+    """Create (or add to) a ledger with a small bakery supply chain to trace and recall.
+    Run it while no server is serving DATA_DIR."""
+    if not (data_dir / "ledger" / "data.mdb").exists():
+        _init(data_dir, origin, "admin", False)
+    _load_demo(data_dir)
+    note(f"try: lotledger serve {data_dir}   then   lotledger trace down 01/09520000000042/10/B-1001")
 
 
 # ---- keys -----------------------------------------------------------------------------------
@@ -480,6 +517,12 @@ def verify(
             f"OK: {report.size} entries of {report.origin} verified{sig_text}; root {report.root_hash.hex()} "
             f"matches the signed checkpoint{since_text} ({report.seconds:.2f}s)"
         )
+
+
+main.add_command(trace_cmds.trace)
+main.add_command(trace_cmds.recall)
+main.add_command(trace_cmds.sources)
+main.add_command(trace_cmds.alerts)
 
 
 def run() -> None:  # pragma: no cover - console entry point for `python -m`

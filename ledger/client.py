@@ -21,7 +21,7 @@ from lotledger.ledger.server import MAX_MESSAGE_BYTES
 from lotledger.ledger.status import from_rpc_error
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
-from lotledger.v1 import records_pb2
+from lotledger.v1 import records_pb2, trace_pb2
 
 T = TypeVar("T")
 
@@ -131,6 +131,33 @@ class LedgerClient:
     def inclusion_proof(self, seq: int, tree_size: int = 0) -> pb.GetInclusionProofResponse:
         response: pb.GetInclusionProofResponse = self._call(
             self.stub.GetInclusionProof, pb.GetInclusionProofRequest(seq=seq, tree_size=tree_size)
+        )
+        return response
+
+    def trace(self, lot: str, direction: str, depth: int = 0) -> trace_pb2.TraceResponse:
+        """direction: "up" or "down"."""
+        way = trace_pb2.TRACE_DIRECTION_UPSTREAM if direction == "up" else trace_pb2.TRACE_DIRECTION_DOWNSTREAM
+        response: trace_pb2.TraceResponse = self._call(
+            self.stub.Trace, trace_pb2.TraceRequest(lot=lot, direction=way, depth=depth)
+        )
+        return response
+
+    def recall(
+        self, lots: Iterable[str], reason: str = "", supplier_lot_codes: Iterable[str] = ()
+    ) -> trace_pb2.RecallResponse:
+        request = trace_pb2.RecallRequest(lots=list(lots), reason=reason, supplier_lot_codes=list(supplier_lot_codes))
+        response: trace_pb2.RecallResponse = self._call(self.stub.Recall, request)
+        return response
+
+    def common_sources(self, lots: Iterable[str]) -> trace_pb2.CommonSourcesResponse:
+        response: trace_pb2.CommonSourcesResponse = self._call(
+            self.stub.CommonSources, trace_pb2.CommonSourcesRequest(lots=list(lots))
+        )
+        return response
+
+    def alerts(self, since_seq: int = 0, rule: str = "", limit: int = 0) -> trace_pb2.ListAlertsResponse:
+        response: trace_pb2.ListAlertsResponse = self._call(
+            self.stub.ListAlerts, trace_pb2.ListAlertsRequest(since_seq=since_seq, rule=rule, limit=limit)
         )
         return response
 

@@ -100,6 +100,7 @@ class Ledger:
         # never be answered.
         self._closing = threading.Lock()
         self._closed = False
+        self._listeners: list[Callable[[list[tuple[int, records_pb2.Record]]], None]] = []
         self._writer = threading.Thread(target=self._run_writer, name="lotledger-writer", daemon=True)
         self._writer.start()
 
@@ -175,6 +176,14 @@ class Ledger:
             return value
 
         return perfect
+
+    def add_commit_listener(self, listener: Callable[[list[tuple[int, records_pb2.Record]]], None]) -> int:
+        """Call `listener` from the writer after each durable commit with the (seq, record)
+        pairs it added, in order. It must be quick (hand off to a queue). Returns the log
+        size at registration: entries below it were committed before and are not announced."""
+        with self._closing:
+            self._listeners.append(listener)
+            return self.size
 
     @property
     def log_verifier_key(self) -> str:
@@ -313,6 +322,11 @@ class Ledger:
                 p.future.set_result(outcome)
             else:
                 p.future.set_exception(outcome)
+        if self._listeners:
+            added = [(o.seq, p.admitted.record) for p, o in outcomes if isinstance(o, AppendResult) and not o.duplicate]
+            if added:
+                for listener in self._listeners:
+                    listener(added)
 
     def _append_one(
         self,

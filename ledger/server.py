@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.servicer import LedgerServicer
 from lotledger.signing.keys import SigningKey
+from lotledger.trace.live import LiveIndex
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
@@ -48,6 +49,7 @@ class LedgerServer:
         log_key = SigningKey.load(self.data_dir / "keys" / "log.key")
         self.ledger = Ledger(self.data_dir, log_key, config)
         self.verify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        self.live = LiveIndex(self.ledger)
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             options=[
@@ -56,7 +58,7 @@ class LedgerServer:
             ],
             maximum_concurrent_rpcs=max_workers * 4,
         )
-        servicer = LedgerServicer(self.ledger, self.verify_pool)
+        servicer = LedgerServicer(self.ledger, self.verify_pool, self.live)
         pb_grpc.add_LedgerServiceServicer_to_server(servicer, self.server)  # type: ignore[no-untyped-call]
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -82,6 +84,7 @@ class LedgerServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.ledger.close()
+        self.live.close()
         self.verify_pool.shutdown(wait=False)
 
     def wait(self) -> None:

@@ -11,17 +11,21 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC
 from typing import Any
 
 import grpc
 
 from lotledger.ledger.admission import Admitted
-from lotledger.ledger.errors import LedgerError, RecordTooLarge, StorageError
+from lotledger.ledger.errors import InvalidRecord, LedgerError, NotFound, RecordTooLarge, StorageError
 from lotledger.ledger.log import AppendResult, Ledger
 from lotledger.ledger.status import reason_of, status_code, to_rpc_status
+from lotledger.trace import queries, wire
+from lotledger.trace.index import TraceIndex
+from lotledger.trace.live import LiveIndex
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
-from lotledger.v1 import records_pb2
+from lotledger.v1 import records_pb2, trace_pb2
 
 # Messages in flight per stream before the server stops reading (backpressure on the client).
 STREAM_WINDOW = 16
@@ -47,9 +51,10 @@ def _error_pb(e: BaseException) -> pb.AppendError:
 
 
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
-    def __init__(self, ledger: Ledger, verify_pool: ThreadPoolExecutor):
+    def __init__(self, ledger: Ledger, verify_pool: ThreadPoolExecutor, live: LiveIndex):
         self.ledger = ledger
         self.pool = verify_pool
+        self.live = live
 
     def _abort(self, context: grpc.ServicerContext, error: Exception) -> Any:
         context.abort_with_status(to_rpc_status(error))
@@ -181,6 +186,65 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             old_root=self.ledger.root(request.old_size),
             new_root=self.ledger.root(size),
         )
+
+    # ---- the trace index ---------------------------------------------------------------------
+
+    def Trace(self, request: trace_pb2.TraceRequest, context: grpc.ServicerContext) -> trace_pb2.TraceResponse:
+        directions = {trace_pb2.TRACE_DIRECTION_UPSTREAM: "up", trace_pb2.TRACE_DIRECTION_DOWNSTREAM: "down"}
+        try:
+            direction = directions.get(request.direction)
+            if direction is None:
+                raise InvalidRecord("direction must be UPSTREAM or DOWNSTREAM", field="direction")
+            since = request.since.ToDatetime(UTC) if request.HasField("since") else None
+            until = request.until.ToDatetime(UTC) if request.HasField("until") else None
+
+            def run(index: TraceIndex) -> trace_pb2.TraceResponse:
+                result = queries.trace(
+                    index, request.lot, direction, depth=request.depth or None, since=since, until=until
+                )
+                return wire.trace_pb(index, result)
+
+            return self.live.query(run)
+        except LedgerError as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+
+    def Recall(self, request: trace_pb2.RecallRequest, context: grpc.ServicerContext) -> trace_pb2.RecallResponse:
+        def run(index: TraceIndex) -> trace_pb2.RecallResponse:
+            triggers = list(request.lots)
+            for code in request.supplier_lot_codes:
+                found = queries.lots_with_supplier_lot(index, code)
+                if not found:
+                    raise NotFound(f"no lot was received under supplier lot code {code!r}", field="supplier_lot_codes")
+                triggers += found
+            if not triggers:
+                raise InvalidRecord("name at least one lot or supplier lot code", field="lots")
+            return wire.recall_pb(index, queries.recall(index, dict.fromkeys(triggers), request.reason))
+
+        try:
+            return self.live.query(run)
+        except LedgerError as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+
+    def CommonSources(
+        self, request: trace_pb2.CommonSourcesRequest, context: grpc.ServicerContext
+    ) -> trace_pb2.CommonSourcesResponse:
+        try:
+            return self.live.query(lambda index: wire.sources_pb(queries.common_sources(index, request.lots)))
+        except LedgerError as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+
+    def ListAlerts(
+        self, request: trace_pb2.ListAlertsRequest, context: grpc.ServicerContext
+    ) -> trace_pb2.ListAlertsResponse:
+        def pick(_: TraceIndex) -> trace_pb2.ListAlertsResponse:
+            chosen = [
+                a
+                for a in self.live.alerts
+                if a.seq >= request.since_seq and (not request.rule or a.rule == request.rule)
+            ]
+            return wire.alerts_pb(chosen[: request.limit] if request.limit else chosen)
+
+        return self.live.query(pick)
 
     def _checkpoint_note(self, size: int) -> bytes:
         try:

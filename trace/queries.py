@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from lotledger.ledger.errors import NotFound
 from lotledger.trace.index import Edge, Flow, Lot, TraceIndex
 
 
-class UnknownLot(KeyError):
+class UnknownLot(NotFound):
     """The index has never seen this lot key."""
+
+    def __init__(self, lot_key: str):
+        super().__init__(
+            f"no lot {lot_key!r} in the ledger (lot keys read 01/<gtin14>/10/<lot> or item/<code>/lot/<lot>)",
+            reason="UNKNOWN_LOT",
+            field="lot",
+        )
 
 
 @dataclass(frozen=True)

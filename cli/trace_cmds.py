@@ -1,0 +1,203 @@
+"""`lotledger trace`, `recall`, `sources`, `alerts`: QA's commands. Trees and tables for
+people, one JSON document with --json."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import click
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from lotledger.cli.options import client_options
+from lotledger.cli.output import emit_json, handles_errors, note
+from lotledger.ledger.client import LedgerClient
+from lotledger.v1 import trace_pb2
+
+
+def _connect(server: str) -> LedgerClient:
+    client = LedgerClient(server)
+    client.wait_ready(timeout=5.0)
+    return client
+
+
+def _as_dict(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return data
+
+
+def _qty(q: Any) -> str:
+    return f"{q.amount} {q.unit}"
+
+
+@click.group("trace")
+def trace() -> None:
+    """Trace a lot upstream (to its inputs and suppliers) or downstream (to its customers)."""
+
+
+def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool) -> None:
+    with _connect(server) as client:
+        response = client.trace(lot, direction, depth)
+    if as_json:
+        emit_json(_as_dict(response))
+        return
+    edges_into: dict[str, list[trace_pb2.TraceEdge]] = {}
+    for e in response.edges:
+        edges_into.setdefault(e.target if direction == "down" else e.source, []).append(e)
+    for view in response.lots:
+        indent = "  " * view.depth
+        via = edges_into.get(view.lot, [])
+        how = f"  [{via[0].kind} {_qty(via[0].quantity)}, entry {via[0].seq}]" if via and view.depth else ""
+        expiry = f" exp {view.expiry_date}" if view.expiry_date else ""
+        click.echo(f"{indent}{view.lot}  QC {view.qc_status}{expiry}{how}")
+        for q in view.qc:
+            click.echo(f"{indent}    qc {q.check_name}: {q.result}, signed off by {q.signed_off_by} (entry {q.seq})")
+        for s in view.suppliers:
+            click.echo(
+                f"{indent}    from {s.supplier} lot {s.supplier_lot_code}, {_qty(s.quantity)}, "
+                f"received {s.received_at.ToDatetime().date() if s.HasField('received_at') else '?'} (entry {s.seq})"
+            )
+        if view.run:
+            click.echo(f"{indent}    made by {view.run}")
+    for ship in response.shipments:
+        lots = ", ".join(f"{i.lot} {_qty(i.quantity)}" for i in ship.lots)
+        state = "received" if ship.received else "NOT YET RECEIVED"
+        click.echo(f"shipment {ship.shipment_id}: {ship.from_participant} -> {ship.to_participant} ({lots}); {state}")
+    note(f"{len(response.lots)} lots, {len(response.shipments)} shipments in {response.elapsed_ms:.2f} ms")
+
+
+@trace.command("up")
+@click.argument("lot")
+@click.option("--depth", default=0, help="Levels to follow (0: all).")
+@client_options
+@handles_errors
+def trace_up(lot: str, depth: int, server: str, as_json: bool) -> None:
+    """Inputs of LOT, their inputs, ... down to the suppliers, with QC and quantities."""
+    _trace("up", lot, depth, server, as_json)
+
+
+@trace.command("down")
+@click.argument("lot")
+@click.option("--depth", default=0, help="Levels to follow (0: all).")
+@client_options
+@handles_errors
+def trace_down(lot: str, depth: int, server: str, as_json: bool) -> None:
+    """Lots made from LOT and every shipment of them, to the customers."""
+    _trace("down", lot, depth, server, as_json)
+
+
+@click.command("recall")
+@click.argument("lots", nargs=-1)
+@click.option(
+    "--supplier-lot", "supplier_lots", multiple=True, help="A supplier's lot code: recall our lots made from it."
+)
+@click.option("--reason", default="", help="Why (kept in the report).")
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write consignees to a CSV file."
+)
+@client_options
+@handles_errors
+def recall(
+    lots: tuple[str, ...],
+    supplier_lots: tuple[str, ...],
+    reason: str,
+    csv_path: Path | None,
+    server: str,
+    as_json: bool,
+) -> None:
+    """Every lot and consignee affected by LOTS: mass balances, open shipments, whom to call."""
+    with _connect(server) as client:
+        r = client.recall(lots, reason, supplier_lots)
+    if csv_path:
+        with csv_path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(
+                [
+                    "shipment_id",
+                    "from",
+                    "to",
+                    "to_location",
+                    "shipped_at",
+                    "lot",
+                    "quantity",
+                    "unit",
+                    "received",
+                    "documents",
+                    "entry",
+                ]
+            )
+            for c in r.consignments:
+                shipped = c.shipped_at.ToDatetime().isoformat() if c.HasField("shipped_at") else ""
+                for item in c.lots:
+                    w.writerow(
+                        [
+                            c.shipment_id,
+                            c.from_participant,
+                            c.to_participant,
+                            c.to_location,
+                            shipped,
+                            item.lot,
+                            item.quantity.amount,
+                            item.quantity.unit,
+                            c.received,
+                            "; ".join(c.documents),
+                            c.seq,
+                        ]
+                    )
+        note(f"consignments written to {csv_path}")
+    if as_json:
+        emit_json(_as_dict(r))
+        return
+    click.echo(f"recall of {', '.join(r.triggers)}" + (f": {reason}" if reason else ""))
+    click.echo(f"\naffected lots ({len(r.affected_lots)}):")
+    click.echo(
+        f"  {'lot':<40} {'holder':<14} {'in':>10} {'consumed':>10} {'shipped':>10} {'on hand':>10} {'UNACCOUNTED':>11}"
+    )
+    for b in r.balances:
+        flag = b.unaccounted if b.unaccounted != "0" else ""
+        click.echo(
+            f"  {b.lot:<40} {b.participant:<14} {b.received:>10} {b.consumed:>10} {b.shipped:>10} {b.on_hand:>10} {flag:>11}  {b.unit}"
+        )
+    click.echo(f"\nconsignees to contact ({len(r.consignees)}): {', '.join(r.consignees)}")
+    for c in r.consignments:
+        lots_text = ", ".join(f"{i.lot} {_qty(i.quantity)}" for i in c.lots)
+        state = "received" if c.received else "OPEN - stop it"
+        shipped = c.shipped_at.ToDatetime().date() if c.HasField("shipped_at") else "?"
+        click.echo(
+            f"  {c.shipment_id:<12} {shipped} {c.from_participant} -> {c.to_participant} {c.to_location}: {lots_text} [{state}]"
+        )
+    note(f"answered in {r.elapsed_ms:.2f} ms over {r.index_size} entries")
+
+
+@click.command("sources")
+@click.argument("lots", nargs=-1, required=True)
+@client_options
+@handles_errors
+def sources(lots: tuple[str, ...], server: str, as_json: bool) -> None:
+    """Upstream lots and suppliers shared by complaint LOTS, most shared first."""
+    with _connect(server) as client:
+        r = client.common_sources(lots)
+    if as_json:
+        emit_json(_as_dict(r))
+        return
+    for s in r.sources:
+        click.echo(f"{s.reaches}/{len(lots)}  {s.kind:<8} {s.key}")
+
+
+@click.command("alerts")
+@click.option("--rule", default="", help="Only this rule (e.g. SHIPPED_FAILING_QC).")
+@click.option("--since", "since_seq", default=0, help="Only alerts from this entry on.")
+@client_options
+@handles_errors
+def alerts(rule: str, since_seq: int, server: str, as_json: bool) -> None:
+    """Irregularities flagged as entries committed (they never block an append)."""
+    with _connect(server) as client:
+        r = client.alerts(since_seq, rule)
+    if as_json:
+        emit_json(_as_dict(r))
+        return
+    for a in r.alerts:
+        click.echo(f"entry {a.seq:<6} {a.rule:<24} {a.message}")
+    note(f"{len(r.alerts)} alerts")

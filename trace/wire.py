@@ -1,0 +1,119 @@
+"""Trace answers as lotledger.v1 messages (used by the servicer; pure conversion)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lotledger.trace.alerts import Alert
+from lotledger.trace.index import Lot, Shipment, TraceIndex
+from lotledger.trace.queries import RecallReport, SharedSource, TraceResult, qc_status
+from lotledger.v1 import records_pb2
+from lotledger.v1 import trace_pb2 as pb
+
+
+def _ts(when: datetime | None, into: Timestamp) -> None:
+    if when is not None:
+        into.FromDatetime(when)
+
+
+def lot_pb(lot: Lot, depth: int = 0, path: Iterable[str] = ()) -> pb.TraceLot:
+    out = pb.TraceLot(
+        lot=lot.key,
+        depth=depth,
+        path=list(path),
+        qc_status=qc_status(lot),
+        expiry_date=lot.expiry_date,
+        description=lot.description,
+        run=lot.run,
+    )
+    for q in lot.qc:
+        out.qc.add(check_name=q.check, result=q.result, signed_off_by=q.signed_off_by, submitter=q.submitter, seq=q.seq)
+    for s in lot.suppliers:
+        src = out.suppliers.add(
+            supplier=s.supplier,
+            supplier_lot_code=s.supplier_lot_code,
+            location=s.location,
+            documents=list(s.documents),
+            seq=s.seq,
+            quantity=records_pb2.Quantity(amount=str(s.quantity), unit=s.unit),
+        )
+        _ts(s.received_at, src.received_at)
+    return out
+
+
+def shipment_pb(ship: Shipment, only_lots: set[str] | None = None) -> pb.ShipmentView:
+    out = pb.ShipmentView(
+        shipment_id=ship.shipment_id,
+        from_participant=ship.from_participant,
+        to_participant=ship.to_participant,
+        to_location=ship.to_location,
+        documents=list(ship.documents),
+        received=bool(ship.receipts),
+        seq=max(ship.seq, 0),
+    )
+    _ts(ship.shipped_at, out.shipped_at)
+    for f in ship.lots:
+        if only_lots is None or f.counterpart in only_lots:
+            out.lots.add(lot=f.counterpart, quantity=records_pb2.Quantity(amount=str(f.quantity), unit=f.unit))
+    return out
+
+
+def trace_pb(index: TraceIndex, result: TraceResult) -> pb.TraceResponse:
+    out = pb.TraceResponse(elapsed_ms=result.elapsed_ms, index_size=index.size)
+    for key in result.lots:
+        out.lots.append(lot_pb(index.lots[key], result.depth[key], result.path(key)))
+    for sid in result.shipments:
+        out.shipments.append(shipment_pb(index.shipments[sid]))
+    for e in result.edges:
+        out.edges.add(
+            source=e.source,
+            target=e.target,
+            kind=e.kind,
+            seq=e.seq,
+            quantity=records_pb2.Quantity(amount=str(e.quantity), unit=e.unit),
+        )
+    return out
+
+
+def recall_pb(index: TraceIndex, report: RecallReport) -> pb.RecallResponse:
+    out = pb.RecallResponse(
+        triggers=report.triggers,
+        affected_lots=sorted(report.lots),
+        consignees=report.consignees,
+        elapsed_ms=report.elapsed_ms,
+        index_size=index.size,
+    )
+    affected = set(report.lots)
+    for key in sorted(report.lots):
+        for b in report.lots[key]:
+            out.balances.add(
+                lot=key,
+                participant=b.participant,
+                unit=b.unit,
+                received=str(b.received),
+                consumed=str(b.consumed),
+                shipped=str(b.shipped),
+                on_hand=str(b.on_hand),
+                unaccounted=str(b.unaccounted),
+            )
+    for c in report.consignments:
+        out.consignments.append(shipment_pb(index.shipments[c.shipment_id], affected))
+    return out
+
+
+def sources_pb(sources: Iterable[SharedSource]) -> pb.CommonSourcesResponse:
+    return pb.CommonSourcesResponse(
+        sources=[
+            pb.SharedSource(kind=s.kind, key=s.key, reaches=s.reaches, complaint_lots=list(s.complaint_lots))
+            for s in sources
+        ]
+    )
+
+
+def alerts_pb(alerts: Iterable[Alert]) -> pb.ListAlertsResponse:
+    return pb.ListAlertsResponse(
+        alerts=[pb.Alert(seq=a.seq, record_id=a.record_id, rule=a.rule, lot=a.lot, message=a.message) for a in alerts]
+    )
