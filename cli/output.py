@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -57,6 +58,10 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(int(ExitCode.OK))
         except CommandFailed as e:
             _exit(str(e), e.code)
         except VerificationFailed as e:

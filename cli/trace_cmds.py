@@ -4,6 +4,8 @@ people, one JSON document with --json."""
 from __future__ import annotations
 
 import csv
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,13 @@ import click
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from lotledger.cli.options import client_options
-from lotledger.cli.output import emit_json, handles_errors, note
+from lotledger.cli.options import client_options, key_option, participant_option
+from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 from lotledger.ledger.client import LedgerClient
-from lotledger.v1 import trace_pb2
+from lotledger.ledger.records import sign
+from lotledger.ledger.validation import parse_lot_key
+from lotledger.signing.keys import SigningKey
+from lotledger.v1 import records_pb2, trace_pb2
 
 
 def _connect(server: str) -> LedgerClient:
@@ -97,6 +102,14 @@ def trace_down(lot: str, depth: int, server: str, as_json: bool) -> None:
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write consignees to a CSV file."
 )
+@click.option(
+    "--open",
+    "open_recall",
+    is_flag=True,
+    help="Also record the recall in the log (signed): later shipments of these lots raise alerts.",
+)
+@key_option
+@participant_option
 @client_options
 @handles_errors
 def recall(
@@ -104,12 +117,17 @@ def recall(
     supplier_lots: tuple[str, ...],
     reason: str,
     csv_path: Path | None,
+    open_recall: bool,
+    key_path: str | None,
+    participant: str | None,
     server: str,
     as_json: bool,
 ) -> None:
     """Every lot and consignee affected by LOTS: mass balances, open shipments, whom to call."""
     with _connect(server) as client:
         r = client.recall(lots, reason, supplier_lots)
+        if open_recall:
+            _open_recall(client, r.triggers, reason, key_path, participant)
     if csv_path:
         with csv_path.open("w", newline="") as f:
             w = csv.writer(f)
@@ -169,6 +187,23 @@ def recall(
             f"  {c.shipment_id:<12} {shipped} {c.from_participant} -> {c.to_participant} {c.to_location}: {lots_text} [{state}]"
         )
     note(f"answered in {r.elapsed_ms:.2f} ms over {r.index_size} entries")
+
+
+def _open_recall(
+    client: LedgerClient, triggers: Iterable[str], reason: str, key_path: str | None, participant: str | None
+) -> None:
+    if not key_path or not participant:
+        fail(
+            "--open signs a RecallOpened record: pass --key and --participant (a qa or manufacturer key)",
+            ExitCode.USAGE,
+        )
+    record = records_pb2.Record(record_id=f"recall/{uuid.uuid4()}", submitter=participant)
+    record.created_at.GetCurrentTime()
+    opened = record.recall_opened
+    opened.recall_id, opened.reason = record.record_id, reason or "recall"
+    opened.lots.extend(parse_lot_key(k) for k in triggers)
+    result = client.append(sign(record, SigningKey.load(key_path)))
+    note(f"recall {record.record_id} recorded at entry {result.seq}")
 
 
 @click.command("sources")

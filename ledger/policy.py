@@ -26,7 +26,7 @@ ROLES_BY_NAME: Mapping[str, records_pb2.Role] = {name: value for value, name in 
 
 # Record kinds are the names of the Record.body oneof fields.
 ALLOWED_KINDS: Mapping[str, frozenset[str]] = {
-    "admin": ADMIN_KINDS | {"correction"},
+    "admin": ADMIN_KINDS | {"correction", "recall_opened"},
     "manufacturer": frozenset(
         {
             "material_received",
@@ -37,13 +37,14 @@ ALLOWED_KINDS: Mapping[str, frozenset[str]] = {
             "formula_revision",
             "aggregation",
             "correction",
+            "recall_opened",
         }
     ),
     # A supplier states what it shipped to us; it cannot sign off our QC.
     "supplier": frozenset({"shipment", "correction"}),
     "distributor": frozenset({"receipt", "shipment", "aggregation", "correction"}),
     "customer": frozenset({"receipt", "correction"}),
-    "qa": frozenset({"quality_check", "correction"}),
+    "qa": frozenset({"quality_check", "correction", "recall_opened"}),
     # A device's key signs scans and nothing else.
     "scanner": frozenset({"scan"}),
     "auditor": frozenset(),

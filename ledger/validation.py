@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
@@ -97,6 +97,18 @@ def lot_key(lot: records_pb2.LotId) -> str:
     if lot.gtin:
         return f"01/{lot.gtin}/10/{lot_part}"
     return f"item/{quote(lot.item_code, safe='')}/lot/{lot_part}"
+
+
+def parse_lot_key(key: str) -> records_pb2.LotId:
+    """The inverse of lot_key. Raises InvalidRecord for anything else."""
+    parts = key.split("/")
+    if len(parts) == 4 and parts[0] == "01" and parts[2] == "10":
+        return records_pb2.LotId(gtin=parts[1], lot=unquote(parts[3]))
+    if len(parts) == 4 and parts[0] == "item" and parts[2] == "lot":
+        return records_pb2.LotId(item_code=unquote(parts[1]), lot=unquote(parts[3]))
+    raise InvalidRecord(
+        f"{key!r} is not a lot key (01/<gtin14>/10/<lot> or item/<code>/lot/<lot>)", reason="BAD_LOT_KEY", field="lot"
+    )
 
 
 def parse_quantity(q: records_pb2.Quantity) -> tuple[Decimal, str]:
@@ -366,7 +378,7 @@ def _correction(c: _Checker, m: records_pb2.Correction, p: str) -> None:
     kind = record_kind(corrected)
     if not kind:
         c.fail(f"{p}.corrected", "must carry the corrected record body", "MISSING_FIELD")
-    if kind in ("correction", "participant_registered", "key_revoked", "location_registered"):
+    if kind in ("correction", "participant_registered", "key_revoked", "location_registered", "recall_opened"):
         c.fail(f"{p}.corrected", f"a {kind} record cannot be corrected; append a new one")
     if corrected.record_id and corrected.record_id != m.corrects_record_id:
         c.fail(f"{p}.corrected.record_id", "must be empty or equal corrects_record_id")
@@ -418,6 +430,15 @@ def _location_registered(c: _Checker, m: records_pb2.LocationRegistered, p: str)
             c.fail(f"{p}.gln", f"GLN {m.gln} has a wrong check digit", "INVALID_GLN")
 
 
+def _recall_opened(c: _Checker, m: records_pb2.RecallOpened, p: str) -> None:
+    c.text(m.recall_id, f"{p}.recall_id", limit=128)
+    if not m.lots:
+        c.fail(f"{p}.lots", "name at least one lot", "MISSING_FIELD")
+    for i, lot in enumerate(m.lots):
+        c.lot(lot, f"{p}.lots[{i}]")
+    c.text(m.reason, f"{p}.reason", limit=4096)
+
+
 _BODY_CHECKS: dict[str, Callable[[_Checker, Any, str], None]] = {
     "material_received": _material_received,
     "production_run": _production_run,
@@ -431,4 +452,5 @@ _BODY_CHECKS: dict[str, Callable[[_Checker, Any, str], None]] = {
     "participant_registered": _participant_registered,
     "key_revoked": _key_revoked,
     "location_registered": _location_registered,
+    "recall_opened": _recall_opened,
 }

@@ -26,6 +26,7 @@ RULES = {
     "OVER_USED": "more of a lot was consumed or shipped than its holder produced or received",
     "RECEIPT_WITHOUT_SHIPMENT": "a receipt names a shipment that is not in the ledger",
     "RECEIPT_MISMATCH": "a receipt's lots or quantities differ from its shipment's",
+    "SHIPPED_UNDER_RECALL": "a lot under an open recall (or made from one) was shipped",
 }
 
 
@@ -77,6 +78,16 @@ def _before(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Ale
                 )
             if expiry := _expired(index, key, day):
                 out.append(Alert(seq, rid, "EXPIRED_USE", key, f"{key} shipped on {day} after its expiry {expiry}"))
+            if recall_id := index.recalled.get(key):
+                out.append(
+                    Alert(
+                        seq,
+                        rid,
+                        "SHIPPED_UNDER_RECALL",
+                        key,
+                        f"{key} shipped in {s.shipment_id} under recall {recall_id}",
+                    )
+                )
     elif kind == "production_run":
         run = record.production_run
         day = _day(run.completed_at)

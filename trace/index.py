@@ -132,6 +132,7 @@ class TraceIndex:
         self.shipments: dict[str, Shipment] = {}
         self.node_keys: list[str] = []  # node index -> "lot:<key>" or "shipment:<id>"
         self.size = 0  # entries applied
+        self.recalled: dict[str, str] = {}  # lot key -> recall id, for lots that must not ship
         # What each record put in, so a correction can take it out again.
         self._edges_of: dict[str, list[int]] = defaultdict(list)
         self._lots_of: dict[str, set[str]] = defaultdict(set)
@@ -248,6 +249,10 @@ class TraceIndex:
             version = f" {run.formula_id}@{run.formula_version}" if run.formula_id else ""
             out.run = f"{run.run_id}{version} (entry {seq})"
             self._lots_of[record.record_id].add(out.key)
+        recalled = next((self.recalled[i.key] for i in inputs if i.key in self.recalled), None)
+        if recalled is not None:
+            for out in outputs:
+                self.recalled.setdefault(out.key, recalled)
         for in_item, source in zip(run.inputs, inputs, strict=True):
             flow = self._flow(seq, record, in_item, run.run_id, at, record.submitter, run.location)
             source.consumed.append(flow)
@@ -300,6 +305,20 @@ class TraceIndex:
             self.lot(key).receipts.append(flow)
             self._lots_of[record.record_id].add(key)
         self._shipments_of[record.record_id].add(ship.shipment_id)
+
+    def _on_recall_opened(self, seq: int, record: records_pb2.Record) -> None:
+        """Mark the named lots and everything made from them so far; lots made from them
+        later are marked as their runs arrive (see _on_production_run)."""
+        stack = [self.lot(lot_key(lot)).node for lot in record.recall_opened.lots]
+        seen = set(stack)
+        while stack:
+            node = stack.pop()
+            if self.is_lot_node(node):
+                self.recalled.setdefault(self.key_of(node), record.recall_opened.recall_id)
+            for nxt in self.graph.successor_indices(node):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
 
     def _retract(self, record_id: str) -> None:
         """Take out everything a record put in (its edges and facts)."""

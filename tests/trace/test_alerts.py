@@ -122,3 +122,22 @@ def test_receipts() -> None:
     assert c.receipt("S-A", "10") == set()
     assert "RECEIPT_MISMATCH" in c.receipt("S-A", "9")
     assert "RECEIPT_WITHOUT_SHIPMENT" in c.receipt("S-NOPE", "10")
+
+
+def test_shipping_under_recall() -> None:
+    c = Chain()
+    c.receive("100")
+    c.qc(records_pb2.QC_RESULT_PASS)
+    assert "SHIPPED_UNDER_RECALL" not in c.ship("1")
+    opened = records_pb2.Record(record_id="recall-1", submitter="qa")
+    opened.recall_opened.recall_id, opened.recall_opened.reason = "RC-1", "foreign body"
+    opened.recall_opened.lots.add().CopyFrom(LOT)
+    c.add(opened)
+    assert "SHIPPED_UNDER_RECALL" in c.ship("1")
+    # A lot made afterwards from the recalled one is under the same recall.
+    c.consume("5")
+    made = records_pb2.Record(record_id="ship-bread", submitter="plant")
+    s = made.shipment
+    s.shipment_id, s.from_participant, s.to_participant = "S-BREAD", "plant", "dist"
+    s.lots.add(lot=records_pb2.LotId(item_code="BREAD", lot=f"B{c.seq - 1}"), quantity=qty("1"))
+    assert "SHIPPED_UNDER_RECALL" in c.add(made)

@@ -120,6 +120,9 @@ def test_cli_trace_recall_sources_alerts(demo_dir: Path, tmp_path: Path) -> None
         assert out.exit_code == 0 and '"key": "dairy"' in out.stdout
         out = runner.invoke(main, ["alerts", *srv], catch_exceptions=False)
         assert "SHIPPED_FAILING_QC" in out.stdout
+        qa = ["--key", str(demo_dir / "keys" / "demo" / "qa.key"), "--participant", "qa"]
+        out = runner.invoke(main, ["recall", B1001, "--open", "--reason", "glass", *qa, *srv], catch_exceptions=False)
+        assert out.exit_code == 0 and "recorded at entry" in out.stderr
         out = runner.invoke(main, ["trace", "down", "item/NOPE/lot/1", *srv], catch_exceptions=False)
         assert out.exit_code == 1 and "UNKNOWN_LOT" in out.stderr
     finally:
