@@ -13,12 +13,12 @@ import click
 from google.protobuf import json_format
 
 from lotledger.cli import trace_cmds
-from lotledger.cli.options import DEFAULT_SERVER, client_options, signer_options
+from lotledger.cli.options import DEFAULT_SERVER, client_options, connect, signer_options
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
 from lotledger.cli.verify_cmd import DataDirSource, LiveSource, verify_log
 from lotledger.ledger import merkle, policy
-from lotledger.ledger.client import LedgerClient, StreamRefusal
+from lotledger.ledger.client import StreamRefusal
 from lotledger.ledger.errors import ProofError
 from lotledger.ledger.log import AppendResult, Ledger, LedgerConfig
 from lotledger.ledger.records import sign
@@ -45,12 +45,6 @@ def _load_signer(
     if not participant:
         fail("no participant: pass --participant ID or set LOTLEDGER_PARTICIPANT", ExitCode.USAGE)
     return SigningKey.load(key_path), participant
-
-
-def _connect(server: str) -> LedgerClient:
-    client = LedgerClient(server)
-    client.wait_ready(timeout=5.0)
-    return client
 
 
 def _log_verifier(log_key: str) -> NoteVerifier:
@@ -214,7 +208,7 @@ def keys_generate(path: Path, as_json: bool) -> None:
 
 
 def _append_one(server: str, record: records_pb2.Record, key: SigningKey, as_json: bool) -> None:
-    with _connect(server) as client:
+    with connect(server) as client:
         result = client.append(sign(record, key))
     if as_json:
         emit_json(_result_json(result, record.record_id))
@@ -294,7 +288,7 @@ def append(file: Any, server: str, key_path: str | None, participant: str | None
         fail(f"{name}: no records", ExitCode.USAGE)
     results: list[dict[str, Any]] = []
     refused = 0
-    with _connect(server) as client:
+    with connect(server) as client:
         if len(prepared) == 1:
             outcomes: list[AppendResult | StreamRefusal] = [client.append(prepared[0][2])]
         else:
@@ -332,7 +326,7 @@ def get(seq: int | None, record_id: str | None, server: str, as_json: bool) -> N
     """Show one entry and its record."""
     if (seq is None) == (record_id is None):
         fail("give SEQ or --record-id", ExitCode.USAGE)
-    with _connect(server) as client:
+    with connect(server) as client:
         response = client.get_entry(seq=seq, record_id=record_id)
     entry = records_pb2.Entry.FromString(response.entry)
     record = records_pb2.Record.FromString(entry.signed_record.record_bytes)
@@ -362,7 +356,7 @@ def get(seq: int | None, record_id: str | None, server: str, as_json: bool) -> N
 @handles_errors
 def checkpoint(out: Path | None, size: int, server: str, as_json: bool) -> None:
     """Print the latest signed checkpoint (a C2SP signed note)."""
-    with _connect(server) as client:
+    with connect(server) as client:
         cp = client.checkpoint(size)
     if out:
         out.write_bytes(cp.note)
@@ -388,7 +382,7 @@ def proof() -> None:
 @handles_errors
 def proof_inclusion(seq: int, size: int, server: str, as_json: bool) -> None:
     """Prove that entry SEQ is in the tree of a given size."""
-    with _connect(server) as client:
+    with connect(server) as client:
         p = client.inclusion_proof(seq, size)
     try:
         merkle.verify_inclusion(p.seq, p.tree_size, p.leaf_hash, list(p.proof), p.root_hash)
@@ -422,7 +416,7 @@ def proof_inclusion(seq: int, size: int, server: str, as_json: bool) -> None:
 @handles_errors
 def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
     """Prove that the tree of size OLD is a prefix of the tree of size NEW."""
-    with _connect(server) as client:
+    with connect(server) as client:
         p = client.consistency_proof(old, new)
     try:
         merkle.verify_consistency(p.old_size, p.new_size, p.old_root, p.new_root, list(p.proof))
@@ -489,7 +483,7 @@ def verify(
     if data_dir is not None:
         source = DataDirSource(data_dir)
     else:
-        source = LiveSource(_connect(server))
+        source = LiveSource(connect(server))
     try:
         report = verify_log(
             source, verifier, since_note=since_note, check_signatures=not no_signatures, progress=progress

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 import click
 
+from lotledger.ledger.client import LedgerClient
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -34,6 +36,13 @@ participant_option = click.option(
     help="Participant id the records are submitted as (env LOTLEDGER_PARTICIPANT).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+
+
+def connect(server: str) -> LedgerClient:
+    """A client to a server that answers, or Unavailable (exit 3) within 5 seconds."""
+    client = LedgerClient(server)
+    client.wait_ready(timeout=5.0)
+    return client
 
 
 def client_options(fn: F) -> F:

@@ -13,19 +13,13 @@ import click
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from lotledger.cli.options import client_options, key_option, participant_option
+from lotledger.cli.options import client_options, connect, key_option, participant_option
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.records import sign
 from lotledger.ledger.validation import parse_lot_key
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2, trace_pb2
-
-
-def _connect(server: str) -> LedgerClient:
-    client = LedgerClient(server)
-    client.wait_ready(timeout=5.0)
-    return client
 
 
 def _as_dict(message: Message) -> dict[str, Any]:
@@ -43,7 +37,7 @@ def trace() -> None:
 
 
 def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool) -> None:
-    with _connect(server) as client:
+    with connect(server) as client:
         response = client.trace(lot, direction, depth)
     if as_json:
         emit_json(_as_dict(response))
@@ -124,7 +118,7 @@ def recall(
     as_json: bool,
 ) -> None:
     """Every lot and consignee affected by LOTS: mass balances, open shipments, whom to call."""
-    with _connect(server) as client:
+    with connect(server) as client:
         r = client.recall(lots, reason, supplier_lots)
         if open_recall:
             _open_recall(client, r.triggers, reason, key_path, participant)
@@ -212,7 +206,7 @@ def _open_recall(
 @handles_errors
 def sources(lots: tuple[str, ...], server: str, as_json: bool) -> None:
     """Upstream lots and suppliers shared by complaint LOTS, most shared first."""
-    with _connect(server) as client:
+    with connect(server) as client:
         r = client.common_sources(lots)
     if as_json:
         emit_json(_as_dict(r))
@@ -228,7 +222,7 @@ def sources(lots: tuple[str, ...], server: str, as_json: bool) -> None:
 @handles_errors
 def alerts(rule: str, since_seq: int, server: str, as_json: bool) -> None:
     """Irregularities flagged as entries committed (they never block an append)."""
-    with _connect(server) as client:
+    with connect(server) as client:
         r = client.alerts(since_seq, rule)
     if as_json:
         emit_json(_as_dict(r))

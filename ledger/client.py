@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
@@ -17,8 +17,8 @@ import grpc
 
 from lotledger.ledger.errors import LedgerError, Unavailable
 from lotledger.ledger.log import AppendResult
-from lotledger.ledger.server import MAX_MESSAGE_BYTES
 from lotledger.ledger.status import from_rpc_error
+from lotledger.ledger.validation import MAX_MESSAGE_BYTES
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from lotledger.v1 import records_pb2, trace_pb2
@@ -63,9 +63,10 @@ class LedgerClient:
     def close(self) -> None:
         self.channel.close()
 
-    def _call(self, fn: object, request: object) -> T:  # type: ignore[type-var]
+    def _call(self, method: Callable[..., T], request: object) -> T:
+        """One unary call, with our errors instead of grpc.RpcError."""
         try:
-            return fn(request, timeout=self.timeout)  # type: ignore[operator,no-any-return]
+            return method(request, timeout=self.timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
 

@@ -22,6 +22,9 @@ from lotledger.ledger.errors import InvalidRecord, RecordTooLarge
 from lotledger.v1 import records_pb2
 
 MAX_RECORD_BYTES = 64 * 1024
+# A stream message batches records up to about 1 MiB; 4 MiB leaves room and still refuses
+# absurd messages before anything parses them.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SKEW = timedelta(minutes=10)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -175,6 +178,19 @@ class _Checker:
         else:
             self.pattern(lot.item_code, _ITEM_CODE, f"{field}.item_code", "an item code")
             self.pattern(lot.lot, _OTHER_LOT, f"{field}.lot", "a lot number (1-64 printable ASCII characters)")
+
+    def gln(self, value: str, field: str) -> None:
+        """An optional GLN: 13 digits with a GS1 check digit."""
+        if value:
+            self.pattern(value, _GLN, field, "a GLN (13 digits)")
+            if not gtin_check_digit_ok(value):
+                self.fail(field, f"GLN {value} has a wrong check digit", "INVALID_GLN")
+
+    def sscc(self, value: str, field: str) -> None:
+        """An SSCC: 18 digits with a GS1 check digit."""
+        self.pattern(value, _SSCC, field, "an SSCC (18 digits)")
+        if not gtin_check_digit_ok(value):
+            self.fail(field, f"SSCC {value} has a wrong check digit", "INVALID_SSCC")
 
     def quantity(self, q: records_pb2.Quantity, field: str) -> None:
         if not q.ByteSize():
@@ -337,9 +353,7 @@ def _scan(c: _Checker, m: records_pb2.Scan, p: str) -> None:
     if g.lot:
         c.pattern(g.lot, _GS1_LOT, f"{p}.gs1.lot", "a GS1 lot number")
     if g.sscc:
-        c.pattern(g.sscc, _SSCC, f"{p}.gs1.sscc", "an SSCC (18 digits)")
-        if not gtin_check_digit_ok(g.sscc):
-            c.fail(f"{p}.gs1.sscc", f"SSCC {g.sscc} has a wrong check digit", "INVALID_SSCC")
+        c.sscc(g.sscc, f"{p}.gs1.sscc")
     if not (g.gtin or g.sscc):
         c.fail(f"{p}.gs1", "a scan needs a GTIN or an SSCC", "MISSING_FIELD")
     c.date(g.expiry_date, f"{p}.gs1.expiry_date")
@@ -386,14 +400,12 @@ def _correction(c: _Checker, m: records_pb2.Correction, p: str) -> None:
 
 
 def _aggregation(c: _Checker, m: records_pb2.Aggregation, p: str) -> None:
-    c.pattern(m.parent_sscc, _SSCC, f"{p}.parent_sscc", "an SSCC (18 digits)")
-    if not gtin_check_digit_ok(m.parent_sscc):
-        c.fail(f"{p}.parent_sscc", f"SSCC {m.parent_sscc} has a wrong check digit", "INVALID_SSCC")
+    c.sscc(m.parent_sscc, f"{p}.parent_sscc")
     if m.action not in (records_pb2.AGGREGATION_ACTION_ADD, records_pb2.AGGREGATION_ACTION_DELETE):
         c.fail(f"{p}.action", "must be ADD or DELETE", "MISSING_FIELD")
     c.lots(m.lots, f"{p}.lots", required=not m.child_ssccs)
     for i, s in enumerate(m.child_ssccs):
-        c.pattern(s, _SSCC, f"{p}.child_ssccs[{i}]", "an SSCC (18 digits)")
+        c.sscc(s, f"{p}.child_ssccs[{i}]")
     c.location(m.location, f"{p}.location", required=False)
     c.time(m.aggregated_at, f"{p}.aggregated_at")
 
@@ -407,10 +419,7 @@ def _participant_registered(c: _Checker, m: records_pb2.ParticipantRegistered, p
     c.text(m.business_name, f"{p}.business_name", required=False)
     c.text(m.phone, f"{p}.phone", required=False, limit=64)
     c.text(m.address, f"{p}.address", required=False)
-    if m.gln:
-        c.pattern(m.gln, _GLN, f"{p}.gln", "a GLN (13 digits)")
-        if not gtin_check_digit_ok(m.gln):
-            c.fail(f"{p}.gln", f"GLN {m.gln} has a wrong check digit", "INVALID_GLN")
+    c.gln(m.gln, f"{p}.gln")
 
 
 def _key_revoked(c: _Checker, m: records_pb2.KeyRevoked, p: str) -> None:
@@ -424,10 +433,7 @@ def _location_registered(c: _Checker, m: records_pb2.LocationRegistered, p: str)
     c.text(m.name, f"{p}.name")
     c.text(m.address, f"{p}.address", required=False)
     c.text(m.phone, f"{p}.phone", required=False, limit=64)
-    if m.gln:
-        c.pattern(m.gln, _GLN, f"{p}.gln", "a GLN (13 digits)")
-        if not gtin_check_digit_ok(m.gln):
-            c.fail(f"{p}.gln", f"GLN {m.gln} has a wrong check digit", "INVALID_GLN")
+    c.gln(m.gln, f"{p}.gln")
 
 
 def _recall_opened(c: _Checker, m: records_pb2.RecallOpened, p: str) -> None:

@@ -3,7 +3,7 @@ another exception (that would be a 500 and a stack trace for a partner)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from helpers import shipment
 from hypothesis import given, settings
@@ -28,7 +28,7 @@ def lookup(key_id: str) -> bytes | None:
 def test_random_record_bytes(record_bytes: bytes, key_id: str, signature: bytes) -> None:
     signed = records_pb2.SignedRecord(record_bytes=record_bytes, key_id=key_id, signature=signature)
     try:
-        precheck(signed, datetime.now(timezone.utc), lookup)
+        precheck(signed, datetime.now(UTC), lookup)
     except LedgerError:
         pass
 
@@ -41,7 +41,7 @@ def test_mutated_valid_records_signed_by_a_known_key(position: int, xor: int) ->
     mutated = bytes(data)
     signed = records_pb2.SignedRecord(record_bytes=mutated, key_id=KEY.key_id, signature=sign_record(KEY, mutated))
     try:
-        precheck(signed, datetime.now(timezone.utc), lookup)
+        precheck(signed, datetime.now(UTC), lookup)
     except LedgerError:
         pass
 
