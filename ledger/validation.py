@@ -19,6 +19,8 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.errors import InvalidRecord, RecordTooLarge
+from lotledger.signing.errors import InvalidKey
+from lotledger.signing.keys import VerifyKey
 from lotledger.v1 import records_pb2
 
 MAX_RECORD_BYTES = 64 * 1024
@@ -416,6 +418,10 @@ def _participant_registered(c: _Checker, m: records_pb2.ParticipantRegistered, p
         c.fail(f"{p}.role", "must be a role (ROLE_ADMIN, ROLE_SUPPLIER, ...)", "MISSING_FIELD")
     if len(m.public_key) != 32:
         c.fail(f"{p}.public_key", f"must be a raw 32-byte Ed25519 key, got {len(m.public_key)} bytes", "INVALID_KEY")
+    try:
+        VerifyKey.from_raw(m.public_key)
+    except InvalidKey as e:
+        c.fail(f"{p}.public_key", str(e), "INVALID_KEY")
     c.text(m.business_name, f"{p}.business_name", required=False)
     c.text(m.phone, f"{p}.phone", required=False, limit=64)
     c.text(m.address, f"{p}.address", required=False)
