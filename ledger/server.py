@@ -19,6 +19,7 @@ from lotledger.ledger.servicer import LedgerServicer
 from lotledger.ledger.validation import MAX_MESSAGE_BYTES
 from lotledger.signing.keys import SigningKey
 from lotledger.trace.live import LiveIndex
+from lotledger.trace.snapshot import SnapshotStore
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
@@ -47,7 +48,7 @@ class LedgerServer:
         log_key = SigningKey.load(self.data_dir / "keys" / "log.key")
         self.ledger = Ledger(self.data_dir, log_key, config)
         self.verify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-        self.live = LiveIndex(self.ledger)
+        self.live = LiveIndex(self.ledger, snapshots=SnapshotStore(self.data_dir / "index"))
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             options=[
@@ -81,8 +82,8 @@ class LedgerServer:
         """Refuse new calls, let running ones finish, then flush the writer and close LMDB."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.live.close()  # its final snapshot reads the ledger, so before the ledger closes
         self.ledger.close()
-        self.live.close()
         self.verify_pool.shutdown(wait=False)
 
     def wait(self) -> None:

@@ -17,6 +17,7 @@ from lotledger.ledger.log import Ledger
 from lotledger.ledger.validation import decode_record
 from lotledger.trace.alerts import Alert, apply_and_check
 from lotledger.trace.index import TraceIndex
+from lotledger.trace.snapshot import SnapshotStore
 from lotledger.v1 import records_pb2
 
 log = logging.getLogger("lotledger.trace")
@@ -26,16 +27,32 @@ _STOP = None
 
 
 class LiveIndex:
-    def __init__(self, ledger: Ledger, *, progress: Callable[[int], None] | None = None):
+    """`snapshots`: where to load a snapshot from at start and save one to every
+    `snapshot_every` entries and at close (None: always replay the whole log)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        snapshots: SnapshotStore | None = None,
+        snapshot_every: int = 100_000,
+        progress: Callable[[int], None] | None = None,
+    ):
+        self.ledger = ledger
+        self.snapshots = snapshots
+        self.snapshot_every = snapshot_every
         self.index = TraceIndex()
         self.alerts: list[Alert] = []
+        self.loaded_from_snapshot = 0  # entries the start-up snapshot covered
         self._lock = threading.Lock()
         self._applied = threading.Condition(self._lock)
         self._queue: queue.SimpleQueue[list[tuple[int, records_pb2.Record]] | None] = queue.SimpleQueue()
         # Listen first, then replay: a commit in between is both replayed and announced,
         # and _apply skips what it has already seen.
         replay_to = ledger.add_commit_listener(self._queue.put)
-        for start, chunk in ledger.entries(0, replay_to):
+        self._load_snapshot(replay_to)
+        self._snapshot_size = self.index.size
+        for start, chunk in ledger.entries(self.index.size, replay_to):
             batch = []
             for i, entry_bytes in enumerate(chunk):
                 entry = records_pb2.Entry.FromString(entry_bytes)
@@ -45,6 +62,27 @@ class LiveIndex:
                 progress(start + len(chunk))
         self._thread = threading.Thread(target=self._follow, name="lotledger-indexer", daemon=True)
         self._thread.start()
+
+    def _load_snapshot(self, log_size: int) -> None:
+        snap = self.snapshots.load() if self.snapshots else None
+        if snap is None or snap.size == 0:
+            return
+        if snap.size > log_size or self.ledger.entry(snap.size - 1)[1] != snap.leaf_hash:
+            log.warning("trace snapshot (size %d) is not of this log; rebuilding from the entries", snap.size)
+            return
+        self.index, self.alerts = snap.index, snap.alerts
+        self.loaded_from_snapshot = snap.size
+
+    def save_snapshot(self) -> None:
+        """Snapshot the index as it stands (under the lock, so no batch is half applied)."""
+        if self.snapshots is None:
+            return
+        with self._lock:
+            if self.index.size == 0 or self.index.size == self._snapshot_size:
+                return
+            leaf = self.ledger.entry(self.index.size - 1)[1]
+            self.snapshots.save(self.index, self.alerts, leaf)
+            self._snapshot_size = self.index.size
 
     def _apply(self, batch: list[tuple[int, records_pb2.Record]]) -> None:
         with self._lock:
@@ -60,6 +98,8 @@ class LiveIndex:
         while (batch := self._queue.get()) is not _STOP:
             try:
                 self._apply(batch)
+                if self.index.size - self._snapshot_size >= self.snapshot_every:
+                    self.save_snapshot()
             except Exception:  # noqa: BLE001 - a bad record must not stop indexing the rest
                 log.exception("trace index failed to apply a batch")
 
@@ -74,5 +114,11 @@ class LiveIndex:
             return self._applied.wait_for(lambda: self.index.size >= size, timeout)
 
     def close(self) -> None:
+        """Stop following, and snapshot what was applied (call before the ledger closes)."""
         self._queue.put(_STOP)
         self._thread.join(5)
+        try:
+            self.save_snapshot()
+        finally:
+            if self.snapshots is not None:
+                self.snapshots.close()
