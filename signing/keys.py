@@ -117,9 +117,8 @@ def _check_point(raw: bytes) -> None:
 def _public(raw: bytes) -> Ed25519PublicKey:
     """The pyca key object for a raw key, validated once and then cached.
 
-    Why cached: decoding the point (ours and OpenSSL's) costs about as much as the
-    verification itself, and the hot path sees the same few thousand participant keys over and
-    over. lru_cache is thread-safe and holds no lock while the caller verifies. Failures raise
+    Why cached: decoding and checking the point costs more than a verification, and the hot
+    path sees the same few thousand participant keys over and over. lru_cache is thread-safe and holds no lock while the caller verifies. Failures raise
     and are therefore not cached.
 
     Raises InvalidKey.

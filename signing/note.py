@@ -277,8 +277,8 @@ class NoteVerifier:
             raise InvalidKey("verifier key algorithm is not Ed25519 (0x01)")
         if len(blob) != 1 + PUBLIC_KEY_SIZE:
             raise InvalidKey(f"verifier key holds {len(blob) - 1} key bytes, not {PUBLIC_KEY_SIZE}")
-        # Go hashes name || 0x0A || the decoded blob (algorithm byte included): the same bytes.
-        if ed25519_key_hash(name, blob[1:]) != bytes.fromhex(hash_hex):
+        # As Go does: the hash covers name || 0x0A || the decoded blob, algorithm byte included.
+        if hashlib.sha256(name.encode("utf-8") + b"\n" + blob).digest()[:_KEY_HASH_SIZE] != bytes.fromhex(hash_hex):
             raise InvalidKey("verifier key hash does not match its name and key")
         return cls(name, VerifyKey.from_raw(blob[1:]))
 
