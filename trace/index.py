@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import rustworkx as rx
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -27,9 +28,9 @@ from lotledger.ledger.validation import lot_key, timestamp_to_datetime
 from lotledger.v1 import records_pb2
 
 
-@dataclass(frozen=True)
-class Flow:
-    """A quantity of a lot moving, and the entry that says so."""
+class Flow(NamedTuple):
+    """A quantity of a lot moving, and the entry that says so. (NamedTuples, not frozen
+    dataclasses: the indexer builds millions of these on the server's hot thread.)"""
 
     seq: int
     record_id: str
@@ -41,8 +42,7 @@ class Flow:
     location: str = ""
 
 
-@dataclass(frozen=True)
-class QcResult:
+class QcResult(NamedTuple):
     seq: int
     record_id: str
     check: str
@@ -52,8 +52,7 @@ class QcResult:
     at: datetime | None
 
 
-@dataclass(frozen=True)
-class SupplierSource:
+class SupplierSource(NamedTuple):
     seq: int
     record_id: str
     supplier: str
@@ -102,8 +101,7 @@ class Shipment:
     receipts: list[Flow] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     """Payload of a graph edge."""
 
     kind: str  # "consumed" (lot -> lot) or "shipped" (lot -> shipment)
