@@ -519,9 +519,5 @@ main.add_command(trace_cmds.sources)
 main.add_command(trace_cmds.alerts)
 
 
-def run() -> None:  # pragma: no cover - console entry point for `python -m`
-    main()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

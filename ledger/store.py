@@ -123,11 +123,3 @@ class Store:
             if not start and not cur.first():
                 return
             yield from cur
-
-    def copy_to(self, dest: str | os.PathLike[str]) -> None:
-        """A consistent, compacted copy of the environment (for exports and backups)."""
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        try:
-            self.env.copy(str(dest), compact=True)
-        except lmdb.Error as e:
-            raise StorageError(f"copy to {dest} failed: {e}") from e

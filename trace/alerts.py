@@ -170,7 +170,3 @@ def apply_and_check(index: TraceIndex, seq: int, record: records_pb2.Record) -> 
     alerts = _before(index, seq, record)
     index.apply(seq, record)
     return alerts + _after(index, seq, record)
-
-
-def describe(rule: str) -> str:
-    return RULES[rule]

@@ -7,7 +7,7 @@ Every answer names the entry seqs behind its edges, so a report can be backed by
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -303,7 +303,3 @@ def common_sources(index: TraceIndex, lot_keys: Iterable[str]) -> list[SharedSou
 def qc_status(lot: Lot) -> str:
     latest = lot.latest_qc
     return latest.result if latest else "NONE"
-
-
-def count_by_kind(result: TraceResult) -> Counter[str]:
-    return Counter("shipment" if k.startswith("shipment:") else "lot" for k in result.depth)
