@@ -202,7 +202,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 result = queries.trace(
                     index, request.lot, direction, depth=request.depth or None, since=since, until=until
                 )
-                return wire.trace_pb(index, result)
+                return wire.trace_pb(result, index.size)
 
             return self.live.query(run)
         except LedgerError as e:
@@ -218,7 +218,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 triggers += found
             if not triggers:
                 raise InvalidRecord("name at least one lot or supplier lot code", field="lots")
-            return wire.recall_pb(index, queries.recall(index, dict.fromkeys(triggers), request.reason))
+            return wire.recall_pb(queries.recall(index, dict.fromkeys(triggers), request.reason), index.size)
 
         try:
             return self.live.query(run)

@@ -119,14 +119,17 @@ _PLAIN = re.compile(r"[A-Za-z0-9._~-]*")
 
 def _escape(part: str) -> str:
     # Most lot codes need no escaping; quote() is slow enough to matter on the index's path.
+    if part.isascii() and part.isalnum():  # a C-speed check for the usual case
+        return part
     return part if _PLAIN.fullmatch(part) else quote(part, safe="")
 
 
 def lot_key(lot: records_pb2.LotId) -> str:
     """The lot key of DESIGN section 3: the GS1 Digital Link path, else item/<code>/lot/<lot>."""
-    if lot.gtin:
-        return f"01/{lot.gtin}/10/{_escape(lot.lot)}"
-    return f"item/{_escape(lot.item_code)}/lot/{_escape(lot.lot)}"
+    gtin, code = lot.gtin, lot.lot  # one upb read each: this runs for every lot of every record
+    if gtin:
+        return f"01/{gtin}/10/{_escape(code)}"
+    return f"item/{_escape(lot.item_code)}/lot/{_escape(code)}"
 
 
 def parse_lot_key(key: str) -> records_pb2.LotId:

@@ -3,6 +3,8 @@
 Each rule looks at one record against the index as it stood before the record (or, for mass
 balance, right after it) and says what is irregular. `apply_and_check` is what the ledger runs
 for every committed entry: the record always goes into the index; the alerts go beside it.
+The rules read the index's per-lot arrays, and the records behind them only to word a message
+or to compare a receipt with its shipment.
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.validation import lot_key, timestamp_to_datetime
-from lotledger.trace.index import TraceIndex
-from lotledger.trace.queries import balances
+from lotledger.trace.index import QC_NAMES, QC_NONE, QC_PASS, SHIPMENT, TraceIndex, nano
+from lotledger.trace.queries import quantity
 from lotledger.v1 import records_pb2
 
 RULES = {
@@ -40,133 +41,140 @@ class Alert:
 
 
 def _day(ts: Timestamp) -> date | None:
-    return timestamp_to_datetime(ts).date() if ts.ByteSize() else None
+    return timestamp_to_datetime(ts).date() if ts.seconds or ts.nanos else None
 
 
-def _expired(index: TraceIndex, key: str, on: date | None) -> str | None:
-    lot = index.lots.get(key)
-    if lot is None or not lot.expiry_date or on is None:
+def _expired(index: TraceIndex, node: int | None, on: date | None) -> str | None:
+    if node is None or on is None or not index.expiry[node]:
         return None
-    expiry = date.fromisoformat(lot.expiry_date)
-    return lot.expiry_date if on > expiry else None
+    expiry = date.fromordinal(index.expiry[node])
+    return expiry.isoformat() if on > expiry else None
 
 
-def _before(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+def _shipment(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     out: list[Alert] = []
-    rid = record.record_id
-    kind = record.WhichOneof("body")
-    if kind == "shipment":
-        s = record.shipment
-        day = _day(s.shipped_at)
-        for item in s.lots:
-            key = lot_key(item.lot)
-            lot = index.lots.get(key)
-            latest = lot.latest_qc if lot else None
-            if latest is None:
-                out.append(
-                    Alert(seq, rid, "SHIPPED_WITHOUT_QC", key, f"{key} shipped in {s.shipment_id} with no QC result")
-                )
-            elif latest.result != "PASS":
-                out.append(
-                    Alert(
-                        seq,
-                        rid,
-                        "SHIPPED_FAILING_QC",
-                        key,
-                        f"{key} shipped in {s.shipment_id} while QC {latest.check!r} is {latest.result} (entry {latest.seq})",
-                    )
-                )
-            if expiry := _expired(index, key, day):
-                out.append(Alert(seq, rid, "EXPIRED_USE", key, f"{key} shipped on {day} after its expiry {expiry}"))
-            if recall_id := index.recalled.get(key):
-                out.append(
-                    Alert(
-                        seq,
-                        rid,
-                        "SHIPPED_UNDER_RECALL",
-                        key,
-                        f"{key} shipped in {s.shipment_id} under recall {recall_id}",
-                    )
-                )
-    elif kind == "production_run":
-        run = record.production_run
-        day = _day(run.completed_at)
-        for item in run.inputs:
-            key = lot_key(item.lot)
-            if expiry := _expired(index, key, day):
-                out.append(
-                    Alert(
-                        seq,
-                        rid,
-                        "EXPIRED_USE",
-                        key,
-                        f"{key} consumed by run {run.run_id} on {day} after its expiry {expiry}",
-                    )
-                )
-    elif kind == "receipt":
-        r = record.receipt
-        ship = index.shipments.get(r.shipment_id)
-        if ship is None or ship.seq < 0:
+    rid, s = record.record_id, record.shipment
+    day = _day(s.shipped_at)
+    for item in s.lots:
+        key = lot_key(item.lot)
+        node = index.nodes.get(key)
+        code = index.qc[node] if node is not None else QC_NONE
+        if code == QC_NONE:
+            out.append(
+                Alert(seq, rid, "SHIPPED_WITHOUT_QC", key, f"{key} shipped in {s.shipment_id} with no QC result")
+            )
+        elif code != QC_PASS and node is not None:
+            qc_seq = index.qc_seq[node]
+            check = index.records.record(qc_seq).quality_check.check_name
             out.append(
                 Alert(
                     seq,
                     rid,
-                    "RECEIPT_WITHOUT_SHIPMENT",
-                    "",
-                    f"receipt of {r.shipment_id!r}, which no shipment record names",
+                    "SHIPPED_FAILING_QC",
+                    key,
+                    f"{key} shipped in {s.shipment_id} while QC {check!r} is {QC_NAMES[code]} (entry {qc_seq})",
                 )
             )
-        else:
-            sent = _totals((f.counterpart, f.unit, f.quantity) for f in ship.lots)
-            got = _totals((lot_key(i.lot), i.quantity.unit, Decimal(i.quantity.amount)) for i in r.lots)
-            for key_unit in sorted(set(sent) | set(got)):
-                if sent.get(key_unit) != got.get(key_unit):
-                    key, unit = key_unit
-                    out.append(
-                        Alert(
-                            seq,
-                            rid,
-                            "RECEIPT_MISMATCH",
-                            key,
-                            f"{r.shipment_id}: {key} shipped {sent.get(key_unit, 0)} {unit}, received {got.get(key_unit, 0)} {unit}",
-                        )
-                    )
+        if expiry := _expired(index, node, day):
+            out.append(Alert(seq, rid, "EXPIRED_USE", key, f"{key} shipped on {day} after its expiry {expiry}"))
+        if node is not None and (recall_id := index.recalled.get(node)):
+            out.append(
+                Alert(
+                    seq, rid, "SHIPPED_UNDER_RECALL", key, f"{key} shipped in {s.shipment_id} under recall {recall_id}"
+                )
+            )
     return out
 
 
-def _totals(items: Iterable[tuple[str, str, Decimal]]) -> dict[tuple[str, str], Decimal]:
-    out: dict[tuple[str, str], Decimal] = {}
-    for key, unit, qty in items:
-        out[(key, unit)] = out.get((key, unit), Decimal(0)) + qty
+def _production_run(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+    run = record.production_run
+    day = _day(run.completed_at)
+    out = []
+    for item in run.inputs:
+        key = lot_key(item.lot)
+        if expiry := _expired(index, index.nodes.get(key), day):
+            out.append(
+                Alert(
+                    seq,
+                    record.record_id,
+                    "EXPIRED_USE",
+                    key,
+                    f"{key} consumed by run {run.run_id} on {day} after its expiry {expiry}",
+                )
+            )
     return out
 
 
-def _after(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+def _totals(items: Iterable[records_pb2.LotQuantity]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = (lot_key(item.lot), item.quantity.unit)
+        out[key] = out.get(key, 0) + nano(item.quantity.amount)
+    return out
+
+
+def _receipt(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+    r = record.receipt
+    node = index.nodes.get(SHIPMENT + r.shipment_id)
+    if node is None or index.shipment_seq[node] < 0:
+        return [
+            Alert(
+                seq,
+                record.record_id,
+                "RECEIPT_WITHOUT_SHIPMENT",
+                "",
+                f"receipt of {r.shipment_id!r}, which no shipment record names",
+            )
+        ]
+    sent = _totals(index.records.record(index.shipment_seq[node]).shipment.lots)
+    got = _totals(r.lots)
+    out = []
+    for key_unit in sorted(set(sent) | set(got)):
+        if sent.get(key_unit) != got.get(key_unit):
+            key, unit = key_unit
+            out.append(
+                Alert(
+                    seq,
+                    record.record_id,
+                    "RECEIPT_MISMATCH",
+                    key,
+                    f"{r.shipment_id}: {key} shipped {quantity(sent.get(key_unit, 0))} {unit}, "
+                    f"received {quantity(got.get(key_unit, 0))} {unit}",
+                )
+            )
+    return out
+
+
+_BEFORE = {"shipment": _shipment, "production_run": _production_run, "receipt": _receipt}
+
+
+def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     kind = record.WhichOneof("body")
     if kind == "shipment":
-        touched = [(lot_key(i.lot), record.shipment.from_participant) for i in record.shipment.lots]
+        holder, items = record.shipment.from_participant, record.shipment.lots
     elif kind == "production_run":
-        touched = [(lot_key(i.lot), record.submitter) for i in record.production_run.inputs]
+        holder, items = record.submitter, record.production_run.inputs
     else:
         return []
     out = []
-    for key, holder in touched:
-        for b in balances(index.lots[key]):
-            if b.participant == holder and b.unaccounted > 0:
-                out.append(
-                    Alert(
-                        seq,
-                        record.record_id,
-                        "OVER_USED",
-                        key,
-                        f"{holder} has used or shipped {b.unaccounted} {b.unit} more of {key} than it took in",
-                    )
+    for key, unit in dict.fromkeys((lot_key(i.lot), i.quantity.unit) for i in items):
+        remaining = index.holdings.get(index.nodes[key], holder, unit)
+        if remaining < 0:
+            out.append(
+                Alert(
+                    seq,
+                    record.record_id,
+                    "OVER_USED",
+                    key,
+                    f"{holder} has used or shipped {quantity(-remaining)} {unit} more of {key} than it took in",
                 )
+            )
     return out
 
 
 def apply_and_check(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     """Apply a committed record to the index and return the irregularities it shows."""
-    alerts = _before(index, seq, record)
+    before = _BEFORE.get(record.WhichOneof("body") or "")
+    alerts = before(index, seq, record) if before else []
     index.apply(seq, record)
-    return alerts + _after(index, seq, record)
+    return alerts + _over_used(index, seq, record)

@@ -7,6 +7,7 @@ exactly as trustworthy as the log they come from.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -14,9 +15,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from lotledger.ledger.log import Ledger
-from lotledger.ledger.validation import decode_record
 from lotledger.trace.alerts import Alert, apply_and_check
 from lotledger.trace.index import TraceIndex
+from lotledger.trace.records import LedgerRecords
 from lotledger.trace.snapshot import SnapshotStore
 from lotledger.v1 import records_pb2
 
@@ -24,6 +25,15 @@ log = logging.getLogger("lotledger.trace")
 T = TypeVar("T")
 
 _STOP = None
+
+
+def settle() -> None:
+    """Move everything alive now out of the garbage collector's sight. The index graph holds
+    millions of Python payloads that rustworkx reports to the collector; a full collection
+    walking them all stalls a query for tens of milliseconds at a million lots (seen as a
+    p99 of 63 ms against a p50 of 4 ms in bench/trace.py). Nothing here is ever a cycle."""
+    gc.collect()
+    gc.freeze()
 
 
 class LiveIndex:
@@ -41,7 +51,8 @@ class LiveIndex:
         self.ledger = ledger
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every
-        self.index = TraceIndex()
+        self.records = LedgerRecords(ledger)
+        self.index = TraceIndex(self.records)
         self.alerts: list[Alert] = []
         self.loaded_from_snapshot = 0  # entries the start-up snapshot covered
         self._lock = threading.Lock()
@@ -56,15 +67,16 @@ class LiveIndex:
             batch = []
             for i, entry_bytes in enumerate(chunk):
                 entry = records_pb2.Entry.FromString(entry_bytes)
-                batch.append((start + i, decode_record(entry.signed_record.record_bytes)))
+                batch.append((start + i, records_pb2.Record.FromString(entry.signed_record.record_bytes)))
             self._apply(batch)
             if progress is not None:
                 progress(start + len(chunk))
+        settle()
         self._thread = threading.Thread(target=self._follow, name="lotledger-indexer", daemon=True)
         self._thread.start()
 
     def _load_snapshot(self, log_size: int) -> None:
-        snap = self.snapshots.load() if self.snapshots else None
+        snap = self.snapshots.load(self.records) if self.snapshots else None
         if snap is None or snap.size == 0:
             return
         if snap.size > log_size or self.ledger.entry(snap.size - 1)[1] != snap.leaf_hash:
@@ -83,6 +95,7 @@ class LiveIndex:
             leaf = self.ledger.entry(self.index.size - 1)[1]
             self.snapshots.save(self.index, self.alerts, leaf)
             self._snapshot_size = self.index.size
+        settle()
 
     def _apply(self, batch: list[tuple[int, records_pb2.Record]]) -> None:
         with self._lock:

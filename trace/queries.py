@@ -1,4 +1,8 @@
-"""Trace and recall queries: pure functions over a TraceIndex, no I/O.
+"""Trace and recall queries over a TraceIndex.
+
+The traversal runs on the index alone; the details of what it reached (quantities, QC,
+suppliers, consignees) are read from the records behind the seqs it found, through the
+index's `records` source, each record once per query. Nothing here does I/O of its own.
 
 Every answer names the entry seqs behind its edges, so a report can be backed by the log
 (and, with proofs, checked without trusting the server).
@@ -7,14 +11,20 @@ Every answer names the entry seqs behind its edges, so a report can be backed by
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cached_property
+
+import rustworkx as rx
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.errors import NotFound
-from lotledger.trace.index import Edge, Flow, Lot, TraceIndex
+from lotledger.ledger.validation import lot_key, timestamp_to_datetime
+from lotledger.trace.index import NANO, QC_CODES, QC_NAMES, SHIPMENT, Effect, TraceIndex, effects
+from lotledger.v1 import records_pb2
 
 
 class UnknownLot(NotFound):
@@ -28,11 +38,194 @@ class UnknownLot(NotFound):
         )
 
 
+def quantity(billionths: int) -> Decimal:
+    """Exact, and written as people write it (10, 0.25; never 1E+1)."""
+    whole, rest = divmod(billionths, NANO)
+    if not rest:  # the common case, and five times cheaper
+        return Decimal(whole)
+    return Decimal(billionths).scaleb(-9).normalize()
+
+
+def _when(ts: Timestamp) -> datetime | None:
+    return timestamp_to_datetime(ts) if ts.seconds or ts.nanos else None
+
+
+def _docs(docs: Iterable[records_pb2.DocumentRef]) -> tuple[str, ...]:
+    return tuple(f"{d.type} {d.number}" for d in docs)
+
+
+class _Reader:
+    """The records (and their effects) behind one query, each read once."""
+
+    def __init__(self, index: TraceIndex):
+        self.index = index
+        self._records: dict[int, records_pb2.Record] = {}
+        self._effects: dict[int, dict[str, list[Effect]]] = {}
+
+    def records(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
+        """The records at `seqs` (and only those)."""
+        seqs = list(seqs)
+        wanted = [s for s in seqs if s not in self._records]
+        if wanted:
+            self._records.update(self.index.records.many(wanted))
+        return {s: self._records[s] for s in seqs}
+
+    def record(self, seq: int) -> records_pb2.Record:
+        found = self._records.get(seq)
+        if found is None:
+            found = self._records[seq] = self.index.records.record(seq)
+        return found
+
+    def effects(self, seq: int, label: str) -> list[Effect]:
+        """What the record at `seq` did to the node labelled `label`."""
+        found = self._effects.get(seq)
+        if found is None:
+            found = self._effects[seq] = defaultdict(list)
+            for e in effects(self.record(seq)):
+                found[e.label].append(e)
+        return found.get(label, [])
+
+    def all_effects(self, seq: int) -> list[Effect]:
+        self.effects(seq, "")
+        return [e for per_label in self._effects[seq].values() for e in per_label]
+
+
+# ---- views of what a query reached ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QcView:
+    seq: int
+    record_id: str
+    check: str
+    result: str
+    signed_off_by: str
+    submitter: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class SupplierView:
+    seq: int
+    record_id: str
+    supplier: str
+    supplier_lot_code: str
+    received_at: datetime | None
+    quantity: Decimal
+    unit: str
+    location: str
+    documents: tuple[str, ...]
+
+
+@dataclass
+class LotView:
+    key: str
+    description: str = ""
+    expiry_date: str = ""
+    manufactured_on: str = ""
+    run: str = ""  # "run_id formula@version (entry N)" of the run that made it
+    qc: list[QcView] = field(default_factory=list)
+    suppliers: list[SupplierView] = field(default_factory=list)
+    recalled_by: str = ""
+
+    @property
+    def qc_status(self) -> str:
+        return self.qc[-1].result if self.qc else "NONE"
+
+
+@dataclass(frozen=True)
+class ShipmentView:
+    shipment_id: str
+    seq: int  # the shipment record's entry (-1: only a receipt names it)
+    from_participant: str
+    to_participant: str
+    to_location: str
+    shipped_at: datetime | None
+    lots: tuple[tuple[str, Decimal, str], ...]  # (lot key, quantity, unit)
+    documents: tuple[str, ...]
+    received: bool
+
+
+def lot_view(index: TraceIndex, node: int, reader: _Reader | None = None) -> LotView:
+    """What the records say about a lot: how it was made or received, QC, suppliers."""
+    reader = reader or _Reader(index)
+    key = index.label(node)
+    view = LotView(key, recalled_by=index.recalled.get(node, ""))
+    if index.expiry[node]:
+        view.expiry_date = date.fromordinal(index.expiry[node]).isoformat()
+    for seq, r in sorted(reader.records(index.made_by(node)).items()):
+        kind = r.WhichOneof("body")
+        if kind == "material_received":
+            m = r.material_received
+            view.description = m.product_description or view.description
+            view.suppliers.append(
+                SupplierView(
+                    seq,
+                    r.record_id,
+                    m.supplier,
+                    m.supplier_lot_code,
+                    _when(m.received_at),
+                    Decimal(m.quantity.amount),
+                    m.quantity.unit,
+                    m.location,
+                    _docs(m.documents),
+                )
+            )
+        elif kind == "production_run":  # made_by holds only the runs that made this lot
+            run = r.production_run
+            view.description = run.product_description or view.description
+            view.manufactured_on = run.manufactured_on or view.manufactured_on
+            version = f" {run.formula_id}@{run.formula_version}" if run.formula_id else ""
+            view.run = f"{run.run_id}{version} (entry {seq})"
+        elif kind == "quality_check":
+            q = r.quality_check
+            view.qc.append(
+                QcView(
+                    seq,
+                    r.record_id,
+                    q.check_name,
+                    QC_NAMES[QC_CODES.get(q.result, 0)],
+                    q.signed_off_by,
+                    r.submitter,
+                    _when(q.checked_at),
+                )
+            )
+    return view
+
+
+def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] | None = None) -> ShipmentView:
+    """A shipment as its record says, with the lots in it (only those in `only`, if given)."""
+    label = index.label(node)
+    received = bool(index.facts(node))
+    seq = index.shipment_seq[node]
+    if seq < 0:
+        return ShipmentView(label[len(SHIPMENT) :], -1, "", "", "", None, (), (), received)
+    s = reader.record(seq).shipment
+    lots: dict[tuple[str, str], int] = defaultdict(int)
+    for e in reader.all_effects(seq):
+        if e.role == "shipped" and (only is None or e.label in only):
+            lots[(e.label, e.unit)] -= e.delta
+    return ShipmentView(
+        s.shipment_id,
+        seq,
+        s.from_participant,
+        s.to_participant,
+        s.to_location,
+        _when(s.shipped_at),
+        tuple((k, quantity(n), u) for (k, u), n in lots.items()),
+        _docs(s.documents),
+        received,
+    )
+
+
+# ---- trace ------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class TraceEdge:
     source: str
     target: str  # a lot key, or "shipment:<id>"
-    kind: str
+    kind: str  # "consumed" or "shipped"
     quantity: Decimal
     unit: str
     seq: int
@@ -40,12 +233,54 @@ class TraceEdge:
 
 @dataclass
 class TraceResult:
+    """A closure as rustworkx hands it back: graph nodes in breadth-first order, their depths,
+    and the edges among them as (source node, target node, seq) in the direction product
+    flows. Labels, parents and paths are made only when asked for (nodes are never removed
+    from the index, so its labels stay valid)."""
+
     start: str
     direction: str  # "up" or "down"
-    depth: dict[str, int]  # lot key (or shipment:<id>) -> distance from start
-    parent: dict[str, str | None]
-    edges: list[TraceEdge]
-    elapsed_ms: float
+    nodes: list[int]
+    depths: list[int]
+    edge_list: list[tuple[int, int, int]]
+    label: Callable[[int], str]
+    elapsed_ms: float = 0.0
+    lot_views: dict[str, LotView] = field(default_factory=dict)
+    shipment_views: dict[str, ShipmentView] = field(default_factory=dict)
+    quantities: dict[tuple[int, int], list[tuple[Decimal, str]]] = field(default_factory=dict)  # (source, seq)
+
+    @cached_property
+    def labels(self) -> list[str]:
+        return [self.label(n) for n in self.nodes]
+
+    @cached_property
+    def depth(self) -> dict[str, int]:
+        """lot key (or shipment:<id>) -> distance from the start."""
+        return dict(zip(self.labels, self.depths, strict=True))
+
+    @cached_property
+    def parent(self) -> dict[str, str | None]:
+        """Each node's neighbour one step nearer the start (the first such edge)."""
+        depth = dict(zip(self.nodes, self.depths, strict=True))
+        found: dict[int, int] = {}
+        down = self.direction == "down"
+        for src, dst, _ in self.edge_list:
+            near, far = (src, dst) if down else (dst, src)
+            if far not in found and depth.get(near, -2) == depth.get(far, -2) - 1:
+                found[far] = near
+        out: dict[str, str | None] = {self.start: None}
+        out.update((self.label(far), self.label(near)) for far, near in found.items())
+        return out
+
+    @property
+    def edges(self) -> list[TraceEdge]:
+        out = []
+        for src, dst, seq in self.edge_list:
+            source, target = self.label(src), self.label(dst)
+            kind = "shipped" if target.startswith(SHIPMENT) else "consumed"
+            for amount, unit in self.quantities.get((src, seq), [(Decimal(0), "")]):
+                out.append(TraceEdge(source, target, kind, amount, unit, seq))
+        return out
 
     def path(self, key: str) -> list[str]:
         """From the start to `key`, along the first route the traversal found."""
@@ -56,60 +291,81 @@ class TraceResult:
 
     @property
     def lots(self) -> list[str]:
-        return [k for k in self.depth if not k.startswith("shipment:")]
+        return [k for k in self.labels if not k.startswith(SHIPMENT)]
 
     @property
     def shipments(self) -> list[str]:
-        return [k[len("shipment:") :] for k in self.depth if k.startswith("shipment:")]
+        return [k[len(SHIPMENT) :] for k in self.labels if k.startswith(SHIPMENT)]
 
 
-def _node(index: TraceIndex, lot_key: str) -> int:
-    lot = index.lots.get(lot_key)
-    if lot is None:
-        raise UnknownLot(lot_key)
-    return lot.node
+def _node(index: TraceIndex, key: str) -> int:
+    node = index.nodes.get(key)
+    if node is None or key.startswith(SHIPMENT):
+        raise UnknownLot(key)
+    return node
 
 
-def _label(index: TraceIndex, node: int) -> str:
-    key = index.key_of(node)
-    return key if index.is_lot_node(node) else f"shipment:{key}"
+def _micros(when: datetime | None, default: int) -> int:
+    if when is None:
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1_000_000)
 
 
-def _in_window(flow: Flow, since: datetime | None, until: datetime | None) -> bool:
-    if flow.at is None:
-        return True
-    return (since is None or flow.at >= since) and (until is None or flow.at <= until)
+_Closure = tuple[list[int], list[int], list[tuple[int, int, int]]]
+
+
+def _closure(index: TraceIndex, start: int, forward: bool) -> _Closure:
+    """The whole closure: rustworkx finds the nodes (and, downstream, their layers) natively;
+    the edges come one native call per node, never a Python step per edge."""
+    graph = index.graph
+    if forward:
+        layers = rx.bfs_layers(graph, [start])
+        nodes = [n for layer in layers for n in layer]
+        depths = [d for d, layer in enumerate(layers) for _ in layer]
+        return nodes, depths, [e for n in nodes for e in graph.out_edges(n)]
+    found = rx.ancestors(graph, start)
+    edges = [e for n in (start, *found) for e in graph.in_edges(n)]
+    # Layer the (small) upstream closure by distance, over the edges just fetched.
+    feeds: dict[int, list[int]] = defaultdict(list)
+    for src, dst, _ in edges:
+        feeds[dst].append(src)
+    depth = {start: 0}
+    nodes = [start]
+    for n in nodes:
+        for src in feeds.get(n, ()):
+            if src not in depth:
+                depth[src] = depth[n] + 1
+                nodes.append(src)
+    return nodes, [depth[n] for n in nodes], edges
 
 
 def _walk(
-    index: TraceIndex,
-    start: Iterable[int],
-    forward: bool,
-    depth: int | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> tuple[dict[int, int], dict[int, int | None], list[tuple[int, int, Edge]]]:
-    graph = index.graph
-    seen: dict[int, int] = {}
-    parent: dict[int, int | None] = {}
-    for s in start:
-        seen[s], parent[s] = 0, None
-    queue = deque(seen)
-    edges: list[tuple[int, int, Edge]] = []
-    while queue:
-        node = queue.popleft()
-        d = seen[node]
-        if depth is not None and d >= depth:
+    index: TraceIndex, start: int, forward: bool, depth: int | None, since: datetime | None, until: datetime | None
+) -> _Closure:
+    """Breadth-first in Python, for what the native closure cannot do: stop at a depth, or
+    skip edges whose record names an event time outside [since, until]."""
+    step = index.graph.out_edges if forward else index.graph.in_edges
+    lo, hi = _micros(since, -(2**63)), _micros(until, 2**63 - 1)
+    windowed = since is not None or until is not None
+    times = index.seq_time
+    seen = {start: 0}
+    edges: list[tuple[int, int, int]] = []
+    queue = [start]
+    for node in queue:  # the list grows as we go
+        d = seen[node] + 1
+        if depth is not None and d > depth:
             continue
-        for src, dst, payload in graph.out_edges(node) if forward else graph.in_edges(node):
-            if not _in_window(payload.flow, since, until):
+        for edge in step(node):
+            if windowed and (t := times[edge[2]]) and not lo <= t <= hi:
                 continue
-            edges.append((src, dst, payload))
-            nxt = dst if forward else src
+            edges.append(edge)
+            nxt = edge[1] if forward else edge[0]
             if nxt not in seen:
-                seen[nxt], parent[nxt] = d + 1, node
+                seen[nxt] = d
                 queue.append(nxt)
-    return seen, parent, edges
+    return queue, [seen[n] for n in queue], edges
 
 
 def trace(
@@ -120,24 +376,44 @@ def trace(
     depth: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    details: bool = True,
 ) -> TraceResult:
     """Upstream ("up": inputs, their inputs...) or downstream ("down": lots made from it and
-    every shipment of any of them). Raises UnknownLot, ValueError for a bad direction."""
+    every shipment of any of them). `details`: also read the records for quantities, QC,
+    suppliers and consignees. Raises UnknownLot, ValueError for a bad direction."""
     if direction not in ("up", "down"):
         raise ValueError("direction is 'up' or 'down'")
     started = time.perf_counter()
-    seen, parent, edges = _walk(index, [_node(index, lot_key)], direction == "down", depth, since, until)
-    return TraceResult(
-        lot_key,
-        direction,
-        {_label(index, n): d for n, d in seen.items()},
-        {_label(index, n): (None if p is None else _label(index, p)) for n, p in parent.items()},
-        [
-            TraceEdge(_label(index, s), _label(index, t), e.kind, e.flow.quantity, e.flow.unit, e.flow.seq)
-            for s, t, e in edges
-        ],
-        (time.perf_counter() - started) * 1e3,
-    )
+    start = _node(index, lot_key)
+    forward = direction == "down"
+    if depth is None and since is None and until is None:
+        nodes, depths, edges = _closure(index, start, forward)
+    else:
+        nodes, depths, edges = _walk(index, start, forward, depth, since, until)
+    result = TraceResult(lot_key, direction, nodes, depths, edges, index.label)
+    if details:
+        _add_details(index, result)
+    result.elapsed_ms = (time.perf_counter() - started) * 1e3
+    return result
+
+
+def _add_details(index: TraceIndex, result: TraceResult) -> None:
+    reader = _Reader(index)
+    reader.records({seq for _, _, seq in result.edge_list})
+    for src, _, seq in result.edge_list:
+        if (src, seq) in result.quantities:
+            continue
+        by_unit: dict[str, int] = defaultdict(int)
+        for e in reader.effects(seq, index.label(src)):
+            if e.role in ("in", "shipped"):
+                by_unit[e.unit] -= e.delta
+        result.quantities[(src, seq)] = [(quantity(n), unit) for unit, n in by_unit.items()]
+    for node, label in zip(result.nodes, result.labels, strict=True):
+        if label.startswith(SHIPMENT):
+            view = shipment_view(index, node, reader)
+            result.shipment_views[view.shipment_id] = view
+        else:
+            result.lot_views[label] = lot_view(index, node, reader)
 
 
 def upstream(index: TraceIndex, lot_key: str, **kw: object) -> TraceResult:
@@ -176,42 +452,35 @@ class Balance:
         return max(-self.remaining, Decimal(0))
 
 
-def balances(lot: Lot) -> list[Balance]:
-    """Mass balance of a lot per holder (participant) and unit, with Decimal arithmetic."""
-    table: dict[tuple[str, str], Balance] = {}
-
-    def get(flow: Flow) -> Balance:
-        key = (flow.participant, flow.unit)
-        if key not in table:
-            table[key] = Balance(flow.participant, flow.unit)
-        return table[key]
-
-    for flow in (*lot.produced, *lot.received, *lot.receipts):
-        b = get(flow)
-        b.received += flow.quantity
-        b.locations[flow.location] = b.locations.get(flow.location, Decimal(0)) + flow.quantity
-    for flow in lot.consumed:
-        b = get(flow)
-        b.consumed += flow.quantity
-        b.locations[flow.location] = b.locations.get(flow.location, Decimal(0)) - flow.quantity
-    for flow in lot.shipped:
-        b = get(flow)
-        b.shipped += flow.quantity
-        b.locations[flow.location] = b.locations.get(flow.location, Decimal(0)) - flow.quantity
-    return sorted(table.values(), key=lambda b: (b.participant, b.unit))
-
-
-@dataclass(frozen=True)
-class Consignment:
-    shipment_id: str
-    from_participant: str
-    to_participant: str
-    to_location: str
-    shipped_at: datetime | None
-    lots: tuple[tuple[str, Decimal, str], ...]  # (lot key, quantity, unit) of affected lots
-    documents: tuple[str, ...]
-    received: bool
-    seq: int
+def balances(index: TraceIndex, lot_key: str, reader: _Reader | None = None) -> list[Balance]:
+    """Mass balance of a lot per holder (participant) and unit, exact, from its records.
+    Raises UnknownLot."""
+    node = _node(index, lot_key)
+    reader = reader or _Reader(index)
+    sums: dict[tuple[str, str], list[int]] = {}  # (holder, unit) -> [in, consumed, shipped]
+    places: dict[tuple[str, str], dict[str, int]] = {}
+    seqs = index.seqs(node)
+    reader.records(seqs)
+    for seq in seqs:
+        for e in reader.effects(seq, lot_key):
+            if not e.delta:
+                continue
+            key = (e.holder, e.unit)
+            row = sums.setdefault(key, [0, 0, 0])
+            row[0 if e.delta > 0 else 1 if e.role == "in" else 2] += abs(e.delta)
+            where = places.setdefault(key, {})
+            where[e.location] = where.get(e.location, 0) + e.delta
+    return [
+        Balance(
+            holder,
+            unit,
+            quantity(row[0]),
+            quantity(row[1]),
+            quantity(row[2]),
+            {loc: quantity(n) for loc, n in sorted(places[(holder, unit)].items())},
+        )
+        for (holder, unit), row in sorted(sums.items())
+    ]
 
 
 @dataclass
@@ -219,59 +488,61 @@ class RecallReport:
     triggers: list[str]
     reason: str
     lots: dict[str, list[Balance]]  # every affected lot -> its mass balance
-    consignments: list[Consignment]
+    consignments: list[ShipmentView]
     elapsed_ms: float
 
     @property
-    def open_shipments(self) -> list[Consignment]:
+    def open_shipments(self) -> list[ShipmentView]:
         """Shipped and not yet received: still stoppable."""
         return [c for c in self.consignments if not c.received]
 
     @property
     def consignees(self) -> list[str]:
-        return sorted({c.to_participant for c in self.consignments})
+        return sorted({c.to_participant for c in self.consignments if c.to_participant})
+
+
+def affected(index: TraceIndex, lot_keys: Iterable[str]) -> list[int]:
+    """The trigger lots and every node downstream of any of them (one native traversal)."""
+    starts = list(dict.fromkeys(_node(index, key) for key in lot_keys))
+    return [n for layer in rx.bfs_layers(index.graph, starts) for n in layer]
 
 
 def recall(index: TraceIndex, lot_keys: Iterable[str], reason: str = "") -> RecallReport:
     """Everything downstream of the trigger lots, with mass balances and consignees.
     Raises UnknownLot."""
     started = time.perf_counter()
-    triggers = list(lot_keys)
-    seen, _, _ = _walk(index, [_node(index, k) for k in triggers], True, None, None, None)
-    lots: dict[str, list[Balance]] = {}
-    consignments = []
-    affected_keys = {index.key_of(n) for n in seen if index.is_lot_node(n)}
-    for node in seen:
-        key = index.key_of(node)
-        if index.is_lot_node(node):
-            lots[key] = balances(index.lots[key])
-            continue
-        ship = index.shipments[key]
-        consignments.append(
-            Consignment(
-                ship.shipment_id,
-                ship.from_participant,
-                ship.to_participant,
-                ship.to_location,
-                ship.shipped_at,
-                tuple((f.counterpart, f.quantity, f.unit) for f in ship.lots if f.counterpart in affected_keys),
-                ship.documents,
-                bool(ship.receipts),
-                ship.seq,
-            )
-        )
+    triggers = list(dict.fromkeys(lot_keys))
+    reached = affected(index, triggers)
+    lot_nodes = sorted(n for n in reached if index.is_lot(n))
+    ship_nodes = [n for n in reached if not index.is_lot(n)]
+    reader = _Reader(index)
+    # One read transaction for every record the report needs.
+    wanted = {seq for n in lot_nodes for seq in index.seqs(n)}
+    wanted.update(index.shipment_seq[n] for n in ship_nodes if index.shipment_seq[n] >= 0)
+    reader.records(wanted)
+    keys = {index.label(n) for n in lot_nodes}
+    lots = {index.label(n): balances(index, index.label(n), reader) for n in lot_nodes}
+    consignments = [shipment_view(index, n, reader, keys) for n in ship_nodes]
     consignments.sort(key=lambda c: (c.to_participant, c.shipment_id))
     return RecallReport(triggers, reason, lots, consignments, (time.perf_counter() - started) * 1e3)
 
 
 def lots_with_supplier_lot(index: TraceIndex, supplier_lot_code: str, supplier: str | None = None) -> list[str]:
     """Our lots received under a supplier's own lot code (a supplier's recall names those)."""
-    return sorted(
-        lot.key
-        for lot in index.lots.values()
-        for src in lot.suppliers
-        if src.supplier_lot_code == supplier_lot_code and (supplier is None or src.supplier == supplier)
-    )
+    reader = _Reader(index)
+    found = []
+    for node in index.supplier_lots.get(supplier_lot_code, []):
+        for r in reader.records(index.facts(node)).values():
+            m = r.material_received if r.WhichOneof("body") == "material_received" else None
+            if (
+                m is not None
+                and m.supplier_lot_code == supplier_lot_code
+                and (supplier is None or m.supplier == supplier)
+                and lot_key(m.lot) == index.label(node)
+            ):
+                found.append(index.label(node))
+                break
+    return sorted(set(found))
 
 
 @dataclass(frozen=True)
@@ -286,20 +557,16 @@ def common_sources(index: TraceIndex, lot_keys: Iterable[str]) -> list[SharedSou
     """Upstream lots and suppliers shared by complaint lots, most widely shared first:
     where a problem most likely entered. Raises UnknownLot."""
     reach: dict[tuple[str, str], set[str]] = defaultdict(set)
-    complaints = list(lot_keys)
-    for complaint in complaints:
-        seen, _, _ = _walk(index, [_node(index, complaint)], False, None, None, None)
-        for node in seen:
-            key = index.key_of(node)
-            if key != complaint:
+    reader = _Reader(index)
+    for complaint in dict.fromkeys(lot_keys):
+        start = _node(index, complaint)
+        for node in [start, *rx.ancestors(index.graph, start)]:
+            key = index.label(node)
+            if node != start:
                 reach[("lot", key)].add(complaint)
-            for src in index.lots[key].suppliers:
-                reach[("supplier", src.supplier)].add(complaint)
+            for r in reader.records(index.facts(node)).values():
+                if r.WhichOneof("body") == "material_received" and lot_key(r.material_received.lot) == key:
+                    reach[("supplier", r.material_received.supplier)].add(complaint)
     ranked = [SharedSource(kind, key, len(c), tuple(sorted(c))) for (kind, key), c in reach.items()]
     ranked.sort(key=lambda s: (-s.reaches, s.kind, s.key))
     return ranked
-
-
-def qc_status(lot: Lot) -> str:
-    latest = lot.latest_qc
-    return latest.result if latest else "NONE"

@@ -8,8 +8,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.trace.alerts import Alert
-from lotledger.trace.index import Lot, Shipment, TraceIndex
-from lotledger.trace.queries import RecallReport, SharedSource, TraceResult, qc_status
+from lotledger.trace.queries import LotView, RecallReport, SharedSource, ShipmentView, TraceResult
 from lotledger.v1 import records_pb2
 from lotledger.v1 import trace_pb2 as pb
 
@@ -19,12 +18,12 @@ def _ts(when: datetime | None, into: Timestamp) -> None:
         into.FromDatetime(when)
 
 
-def lot_pb(lot: Lot, depth: int = 0, path: Iterable[str] = ()) -> pb.TraceLot:
+def lot_pb(lot: LotView, depth: int = 0, path: Iterable[str] = ()) -> pb.TraceLot:
     out = pb.TraceLot(
         lot=lot.key,
         depth=depth,
         path=list(path),
-        qc_status=qc_status(lot),
+        qc_status=lot.qc_status,
         expiry_date=lot.expiry_date,
         description=lot.description,
         run=lot.run,
@@ -44,29 +43,28 @@ def lot_pb(lot: Lot, depth: int = 0, path: Iterable[str] = ()) -> pb.TraceLot:
     return out
 
 
-def shipment_pb(ship: Shipment, only_lots: set[str] | None = None) -> pb.ShipmentView:
+def shipment_pb(ship: ShipmentView) -> pb.ShipmentView:
     out = pb.ShipmentView(
         shipment_id=ship.shipment_id,
         from_participant=ship.from_participant,
         to_participant=ship.to_participant,
         to_location=ship.to_location,
         documents=list(ship.documents),
-        received=bool(ship.receipts),
+        received=ship.received,
         seq=max(ship.seq, 0),
     )
     _ts(ship.shipped_at, out.shipped_at)
-    for f in ship.lots:
-        if only_lots is None or f.counterpart in only_lots:
-            out.lots.add(lot=f.counterpart, quantity=records_pb2.Quantity(amount=str(f.quantity), unit=f.unit))
+    for key, amount, unit in ship.lots:
+        out.lots.add(lot=key, quantity=records_pb2.Quantity(amount=str(amount), unit=unit))
     return out
 
 
-def trace_pb(index: TraceIndex, result: TraceResult) -> pb.TraceResponse:
-    out = pb.TraceResponse(elapsed_ms=result.elapsed_ms, index_size=index.size)
+def trace_pb(result: TraceResult, index_size: int) -> pb.TraceResponse:
+    out = pb.TraceResponse(elapsed_ms=result.elapsed_ms, index_size=index_size)
     for key in result.lots:
-        out.lots.append(lot_pb(index.lots[key], result.depth[key], result.path(key)))
+        out.lots.append(lot_pb(result.lot_views[key], result.depth[key], result.path(key)))
     for sid in result.shipments:
-        out.shipments.append(shipment_pb(index.shipments[sid]))
+        out.shipments.append(shipment_pb(result.shipment_views[sid]))
     for e in result.edges:
         out.edges.add(
             source=e.source,
@@ -78,15 +76,14 @@ def trace_pb(index: TraceIndex, result: TraceResult) -> pb.TraceResponse:
     return out
 
 
-def recall_pb(index: TraceIndex, report: RecallReport) -> pb.RecallResponse:
+def recall_pb(report: RecallReport, index_size: int) -> pb.RecallResponse:
     out = pb.RecallResponse(
         triggers=report.triggers,
         affected_lots=sorted(report.lots),
         consignees=report.consignees,
         elapsed_ms=report.elapsed_ms,
-        index_size=index.size,
+        index_size=index_size,
     )
-    affected = set(report.lots)
     for key in sorted(report.lots):
         for b in report.lots[key]:
             out.balances.add(
@@ -100,7 +97,7 @@ def recall_pb(index: TraceIndex, report: RecallReport) -> pb.RecallResponse:
                 unaccounted=str(b.unaccounted),
             )
     for c in report.consignments:
-        out.consignments.append(shipment_pb(index.shipments[c.shipment_id], affected))
+        out.consignments.append(shipment_pb(c))
     return out
 
 

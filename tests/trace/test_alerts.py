@@ -6,6 +6,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.trace.alerts import RULES, apply_and_check
 from lotledger.trace.index import TraceIndex
+from lotledger.trace.records import ListRecords
 from lotledger.v1 import records_pb2
 
 LOT = records_pb2.LotId(item_code="FLOUR", lot="F1")
@@ -26,10 +27,12 @@ def qty(a: str) -> records_pb2.Quantity:
 
 class Chain:
     def __init__(self) -> None:
-        self.index = TraceIndex()
+        self.records = ListRecords()
+        self.index = TraceIndex(self.records)
         self.seq = 0
 
     def add(self, record: records_pb2.Record) -> set[str]:
+        assert self.records.append(record) == self.seq  # committed before it is indexed
         alerts = apply_and_check(self.index, self.seq, record)
         self.seq += 1
         assert all(a.rule in RULES for a in alerts)

@@ -3,10 +3,11 @@ from the records, corrections included; mass balance is exact Decimal arithmetic
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from supply_chain import bfs, effective, generate, reference_balance, reference_edges, reverse
+from supply_chain import T0, bfs, effective, generate, reference_balance, reference_edges, reverse
 
 from lotledger.ledger.validation import lot_key
 from lotledger.trace.index import TraceIndex
@@ -17,15 +18,18 @@ from lotledger.trace.queries import (
     downstream,
     lots_with_supplier_lot,
     recall,
+    trace,
     upstream,
 )
+from lotledger.trace.records import ListRecords
 from lotledger.v1 import records_pb2
 
 
 def build(records: list[records_pb2.Record]) -> TraceIndex:
-    index = TraceIndex()
-    for seq, record in enumerate(records):
-        index.apply(seq, record)
+    source = ListRecords()
+    index = TraceIndex(source)
+    for record in records:
+        index.apply(source.append(record), record)
     return index
 
 
@@ -35,7 +39,7 @@ def test_traces_match_the_reference(seed: int) -> None:
     index = build(records)
     adj = reference_edges(records)
     rev = reverse(adj)
-    for key in sorted(index.lots):
+    for key in sorted(index.lot_keys()):
         down = downstream(index, key)
         assert set(down.depth) == bfs(adj, [key]), key
         up = upstream(index, key)
@@ -43,6 +47,17 @@ def test_traces_match_the_reference(seed: int) -> None:
         for node in up.depth:
             path = up.path(node)
             assert path[0] == key and path[-1] == node
+            assert len(path) == up.depth[node] + 1
+        # the edges are exactly the reference's among the closure, each with its quantity
+        want = {(a, b) for a in down.depth for b in adj.get(a, ())}
+        assert {(e.source, e.target) for e in down.edges} == want
+        assert all(e.quantity > 0 and e.unit for e in down.edges)
+        # the native closure and the Python walk (used for depth limits and windows) agree
+        for direction in ("up", "down"):
+            native = trace(index, key, direction)
+            walked = trace(index, key, direction, depth=10**6)
+            assert native.depth == walked.depth
+            assert sorted(native.edges, key=repr) == sorted(walked.edges, key=repr)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -51,7 +66,7 @@ def test_recall_matches_the_reference(seed: int) -> None:
     index = build(records)
     adj = reference_edges(records)
     current = effective(records)
-    triggers = sorted(index.lots)[:2]
+    triggers = sorted(index.lot_keys())[:2]
     report = recall(index, triggers, reason="test")
     closure = bfs(adj, triggers)
     assert set(report.lots) == {k for k in closure if not k.startswith("shipment:")}
@@ -80,7 +95,7 @@ def test_mass_balance_is_exact_and_overuse_shows() -> None:
         s.shipment.lots.add(lot=m.lot, quantity=records_pb2.Quantity(amount=amount, unit="KGM"))
         records.append(s)
     index = build(records)
-    [b] = balances(index.lots[lot_key(m.lot)])
+    [b] = balances(index, lot_key(m.lot))
     assert b.received == Decimal("0.1") and b.shipped == Decimal("0.11")
     assert b.on_hand == 0 and b.unaccounted == Decimal("0.01")  # exact: no float drift
 
@@ -100,7 +115,7 @@ def test_corrections_replace_edges_in_the_index() -> None:
     fixed.production_run.inputs.add(
         lot=records_pb2.LotId(item_code="NEW", lot="X"), quantity=records_pb2.Quantity(amount="1", unit="KGM")
     )
-    index.apply(len(records), fix)
+    index.apply(index.records.append(fix), fix)  # type: ignore[attr-defined]
     up = upstream(index, output)
     assert "item/NEW/lot/X" in up.depth
     assert old_input not in up.depth or old_input in bfs(reverse(reference_edges([*records, fix])), [output])
@@ -110,7 +125,7 @@ def test_corrections_replace_edges_in_the_index() -> None:
 def test_depth_limit_and_unknown_lot() -> None:
     records = generate(1)
     index = build(records)
-    key = sorted(index.lots)[0]
+    key = sorted(index.lot_keys())[0]
     limited = downstream(index, key, depth=1)
     assert max(limited.depth.values()) <= 1
     with pytest.raises(UnknownLot):
@@ -121,7 +136,7 @@ def test_common_sources_ranks_the_shared_input_first() -> None:
     records = generate(4)
     index = build(records)
     rev = reverse(reference_edges(records))
-    finished = sorted(k for k in index.lots if k.startswith("item/FG"))[:5]
+    finished = sorted(k for k in index.lot_keys() if k.startswith("item/FG"))[:5]
     ranked = common_sources(index, finished)
     top = ranked[0]
     assert top.reaches == max(s.reaches for s in ranked)
@@ -135,3 +150,25 @@ def test_supplier_lot_code_finds_our_lots() -> None:
     records = generate(2)
     index = build(records)
     assert lots_with_supplier_lot(index, "S-3") == ["item/RAW3/lot/R3"]
+
+
+def test_time_window_follows_only_edges_whose_event_falls_inside_it() -> None:
+    records = generate(2)
+    index = build(records)
+    since_s, until_s = T0 + 60 * 30, T0 + 60 * 90
+    adj: dict[str, set[str]] = {}
+    for r in effective(records).values():
+        kind = r.WhichOneof("body")
+        if kind == "production_run" and since_s <= r.production_run.completed_at.seconds <= until_s:
+            for i in r.production_run.inputs:
+                adj.setdefault(lot_key(i.lot), set()).update(lot_key(o.lot) for o in r.production_run.outputs)
+        elif kind == "shipment" and since_s <= r.shipment.shipped_at.seconds <= until_s:
+            for item in r.shipment.lots:
+                adj.setdefault(lot_key(item.lot), set()).add(f"shipment:{r.shipment.shipment_id}")
+    since, until = datetime.fromtimestamp(since_s, UTC), datetime.fromtimestamp(until_s, UTC)
+    narrower = 0
+    for key in sorted(index.lot_keys()):
+        down = downstream(index, key, since=since, until=until)
+        assert set(down.depth) == bfs(adj, [key]), key
+        narrower += len(down.depth) < len(downstream(index, key).depth)
+    assert narrower > 0, "the window must cut something in this chain"

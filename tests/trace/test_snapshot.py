@@ -11,21 +11,23 @@ from supply_chain import bfs, generate, reference_edges, reverse
 from lotledger.ledger.log import Ledger
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.live import LiveIndex
-from lotledger.trace.queries import downstream, upstream
-from lotledger.trace.snapshot import SnapshotStore
+from lotledger.trace.queries import balances, downstream, upstream
+from lotledger.trace.records import ListRecords
+from lotledger.trace.snapshot import SnapshotStore, dump
 
 
 def test_snapshot_round_trip_then_catch_up_matches_the_reference(tmp_path: Path) -> None:
     records = generate(5, runs=80, corrections=8)
     half = len(records) // 2
-    index = TraceIndex()
+    source = ListRecords(records)
+    index = TraceIndex(source)
     for seq, record in enumerate(records[:half]):
         index.apply(seq, record)
     store = SnapshotStore(tmp_path / "index")
     store.save(index, [], b"\x00" * 32)
     store.close()
     store = SnapshotStore(tmp_path / "index")
-    snap = store.load()
+    snap = store.load(source)
     store.close()
     assert snap is not None and snap.size == half
     restored = snap.index
@@ -33,9 +35,17 @@ def test_snapshot_round_trip_then_catch_up_matches_the_reference(tmp_path: Path)
         restored.apply(seq, record)
     adj = reference_edges(records)
     rev = reverse(adj)
-    for key in sorted(restored.lots):
+    full = TraceIndex(source)
+    for seq, record in enumerate(records):
+        full.apply(seq, record)
+    for key in sorted(restored.lot_keys()):
         assert set(downstream(restored, key).depth) == bfs(adj, [key])
         assert set(upstream(restored, key).depth) == bfs(rev, [key])
+        assert balances(restored, key) == balances(full, key)
+    a, b = dump(restored, []), dump(full, [])
+    for name in ("labels", "qc", "qc_seq", "expiry", "shipment_seq", "holdings.amount", "seq_time", "sparse"):
+        assert a[name] == b[name], name
+    assert sorted(restored.graph.weighted_edge_list()) == sorted(full.graph.weighted_edge_list())
 
 
 def test_live_index_restarts_from_its_snapshot_and_catches_up(tmp_path: Path) -> None:

@@ -1,0 +1,96 @@
+"""Where the trace index reads the records behind its seqs.
+
+The index keeps only topology and entry seqs; quantities, QC results, suppliers and the rest
+stay in the entries, where they are the truth. Queries and alert rules read them through a
+`Records` source: the ledger in the server (`LedgerRecords`), a plain list in tests and
+benchmarks (`ListRecords`). Neither the index nor the queries do any I/O of their own.
+
+A correction's seq reads as the body it puts in force: the corrected record, under the
+corrected record's id (DESIGN section 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from lotledger.ledger.errors import NotFound
+from lotledger.ledger.log import Ledger
+from lotledger.ledger.store import u64
+from lotledger.v1 import records_pb2
+
+
+def in_force(record: records_pb2.Record) -> records_pb2.Record:
+    """The body a record puts in force: itself, or for a correction the corrected body."""
+    if record.WhichOneof("body") != "correction":
+        return record
+    body = records_pb2.Record()
+    body.CopyFrom(record.correction.corrected)
+    body.record_id, body.submitter = record.correction.corrects_record_id, record.submitter
+    return body
+
+
+class Records(Protocol):
+    def record(self, seq: int) -> records_pb2.Record:
+        """The record in force at `seq` (see `in_force`)."""
+        ...
+
+    def many(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
+        """Several at once (one read transaction for the ledger)."""
+        ...
+
+    def seq_of(self, record_id: str) -> int | None: ...
+
+
+class ListRecords:
+    """Records held in memory, seq = position: for tests, benchmarks and replays."""
+
+    def __init__(self, records: Sequence[records_pb2.Record] = ()):
+        self.items: list[records_pb2.Record] = []
+        self._seqs: dict[str, int] = {}
+        for r in records:
+            self.append(r)
+
+    def append(self, record: records_pb2.Record) -> int:
+        seq = len(self.items)
+        self.items.append(record)
+        self._seqs.setdefault(record.record_id, seq)
+        return seq
+
+    def record(self, seq: int) -> records_pb2.Record:
+        return in_force(self.items[seq])
+
+    def many(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
+        return {s: in_force(self.items[s]) for s in seqs}
+
+    def seq_of(self, record_id: str) -> int | None:
+        return self._seqs.get(record_id)
+
+
+class LedgerRecords:
+    """Records read from the ledger's committed entries."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+
+    def record(self, seq: int) -> records_pb2.Record:
+        return self.many([seq])[seq]
+
+    def many(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
+        out = {}
+        store = self.ledger.store
+        with store.read() as txn:
+            for seq in seqs:
+                raw = store.get(txn, "entries", u64(seq))
+                if raw is None:
+                    raise NotFound(f"entry {seq} is not in the log", field="seq")
+                entry = records_pb2.Entry.FromString(raw)
+                # Committed entries were validated on the way in; decode without re-checking.
+                out[seq] = in_force(records_pb2.Record.FromString(entry.signed_record.record_bytes))
+        return out
+
+    def seq_of(self, record_id: str) -> int | None:
+        try:
+            return self.ledger.seq_of(record_id)
+        except NotFound:
+            return None
