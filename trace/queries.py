@@ -316,36 +316,24 @@ def _micros(when: datetime | None, default: int) -> int:
 _Closure = tuple[list[int], list[int], list[tuple[int, int, int]]]
 
 
-def _closure(index: TraceIndex, start: int, forward: bool) -> _Closure:
-    """The whole closure: rustworkx finds the nodes (and, downstream, their layers) natively;
-    the edges come one native call per node, never a Python step per edge."""
+def _closure(index: TraceIndex, start: int) -> _Closure:
+    """The whole downstream closure: rustworkx finds the nodes and their layers natively; the
+    edges come one native call per node, never a Python step per edge. (Upstream closures are
+    small, a few inputs deep, and `_walk` does them faster than rx.ancestors, whose per-call
+    cost grows with the size of the whole graph.)"""
     graph = index.graph
-    if forward:
-        layers = rx.bfs_layers(graph, [start])
-        nodes = [n for layer in layers for n in layer]
-        depths = [d for d, layer in enumerate(layers) for _ in layer]
-        return nodes, depths, [e for n in nodes for e in graph.out_edges(n)]
-    found = rx.ancestors(graph, start)
-    edges = [e for n in (start, *found) for e in graph.in_edges(n)]
-    # Layer the (small) upstream closure by distance, over the edges just fetched.
-    feeds: dict[int, list[int]] = defaultdict(list)
-    for src, dst, _ in edges:
-        feeds[dst].append(src)
-    depth = {start: 0}
-    nodes = [start]
-    for n in nodes:
-        for src in feeds.get(n, ()):
-            if src not in depth:
-                depth[src] = depth[n] + 1
-                nodes.append(src)
-    return nodes, [depth[n] for n in nodes], edges
+    layers = rx.bfs_layers(graph, [start])
+    nodes = [n for layer in layers for n in layer]
+    depths = [d for d, layer in enumerate(layers) for _ in layer]
+    return nodes, depths, [e for n in nodes for e in graph.out_edges(n)]
 
 
 def _walk(
     index: TraceIndex, start: int, forward: bool, depth: int | None, since: datetime | None, until: datetime | None
 ) -> _Closure:
-    """Breadth-first in Python, for what the native closure cannot do: stop at a depth, or
-    skip edges whose record names an event time outside [since, until]."""
+    """Breadth-first in Python, one native call per node: for upstream, and for what the
+    native closure cannot do (stop at a depth, or skip edges whose record names an event time
+    outside [since, until])."""
     step = index.graph.out_edges if forward else index.graph.in_edges
     lo, hi = _micros(since, -(2**63)), _micros(until, 2**63 - 1)
     windowed = since is not None or until is not None
@@ -386,8 +374,8 @@ def trace(
     started = time.perf_counter()
     start = _node(index, lot_key)
     forward = direction == "down"
-    if depth is None and since is None and until is None:
-        nodes, depths, edges = _closure(index, start, forward)
+    if forward and depth is None and since is None and until is None:
+        nodes, depths, edges = _closure(index, start)
     else:
         nodes, depths, edges = _walk(index, start, forward, depth, since, until)
     result = TraceResult(lot_key, direction, nodes, depths, edges, index.label)
