@@ -100,6 +100,10 @@ def _unknown_field_path(message: Message, path: str) -> str | None:
     return None
 
 
+def is_participant_id(value: str) -> bool:
+    return _PARTICIPANT_ID.fullmatch(value) is not None
+
+
 def record_kind(record: records_pb2.Record) -> str:
     """The name of the body oneof field that is set ("" when none is)."""
     return record.WhichOneof("body") or ""
@@ -165,12 +169,14 @@ class _Checker:
     def fail(self, field: str, message: str, reason: str = "INVALID_FIELD") -> None:
         raise InvalidRecord(f"{field}: {message}", reason=reason, field=field)
 
-    def text(self, value: str, field: str, *, required: bool = True, limit: int = _TEXT_LIMIT) -> None:
+    def text(
+        self, value: str, field: str, *, required: bool = True, limit: int = _TEXT_LIMIT, allow: str = "\t\n"
+    ) -> None:
         if required and not value:
             self.fail(field, "is required", "MISSING_FIELD")
         if len(value) > limit:
             self.fail(field, f"is longer than {limit} characters")
-        if any(ord(c) < 0x20 and c not in "\t\n" for c in value):
+        if any(ord(c) < 0x20 and c not in allow for c in value):
             self.fail(field, "contains control characters")
 
     def pattern(self, value: str, regex: re.Pattern[str], field: str, what: str, *, required: bool = True) -> None:
@@ -377,7 +383,8 @@ def _receipt(c: _Checker, m: records_pb2.Receipt, p: str) -> None:
 
 def _scan(c: _Checker, m: records_pb2.Scan, p: str) -> None:
     c.text(m.device_id, f"{p}.device_id", limit=64)
-    c.text(m.raw_data, f"{p}.raw_data", limit=4096)
+    # GS1 data carries the group separator (ASCII 29) between fields: it is data here.
+    c.text(m.raw_data, f"{p}.raw_data", limit=4096, allow="\x1d")
     g = m.gs1
     if g.gtin:
         c.gtin(g.gtin, f"{p}.gs1.gtin")

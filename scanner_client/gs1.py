@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from biip import ParseConfig, ParseError, parse
+from biip.gs1_element_strings import GS1ElementString
 from biip.gs1_messages import GS1Message
 
 GS = "\x1d"
@@ -105,7 +106,7 @@ def _reason(error: str) -> str:
     return "UNREADABLE"
 
 
-def _element_strings(value: str) -> list:  # type: ignore[type-arg]
+def _element_strings(value: str) -> list[GS1ElementString]:
     try:
         result = parse(value, config=ParseConfig(separator_chars=[GS]))
     except ParseError as e:
@@ -123,7 +124,7 @@ def _plain_gtin(raw: str, digits: str) -> ParsedScan:
     return ParsedScan(raw, "GTIN", gtin=result.gtin.value.zfill(14))
 
 
-def _fields(raw: str, form: str, element_strings: list) -> ParsedScan:  # type: ignore[type-arg]
+def _fields(raw: str, form: str, element_strings: list[GS1ElementString]) -> ParsedScan:
     found: dict[str, str] = {}
     count = 0
     for es in element_strings:

@@ -4,12 +4,17 @@ Real keys, real LMDB: nothing here is a mock."""
 from __future__ import annotations
 
 import itertools
+import socket
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.errors import StorageError
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.records import sign
 from lotledger.signing.keys import SigningKey
@@ -143,3 +148,36 @@ def builders() -> Any:
         qty=qty,
         gtin=gtin,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lotledger.cli.main",
+            "serve",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--checkpoint-interval",
+            "0.05",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    client = LedgerClient(f"127.0.0.1:{port}")
+    try:
+        client.wait_ready(timeout=20)
+    except StorageError:
+        proc.kill()
+        raise AssertionError(f"server did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
+    finally:
+        client.close()
+    return proc

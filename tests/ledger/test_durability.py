@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import ORIGIN, make_world, shipment, signed
+from helpers import ORIGIN, free_port, make_world, shipment, signed, start_server
 
 from lotledger.ledger.client import LedgerClient, StreamRefusal
 from lotledger.ledger.errors import LedgerError, StorageError
@@ -22,39 +19,6 @@ from lotledger.ledger.log import AppendResult
 from lotledger.ledger.store import Store
 from lotledger.ledger.verify import LogVerifier, open_signed_checkpoint
 from lotledger.signing.note import NoteSigner, NoteVerifier
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lotledger.cli.main",
-            "serve",
-            str(data_dir),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--checkpoint-interval",
-            "0.05",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    client = LedgerClient(f"127.0.0.1:{port}")
-    try:
-        client.wait_ready(timeout=20)
-    except StorageError:
-        proc.kill()
-        raise AssertionError(f"server did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
-    finally:
-        client.close()
-    return proc
 
 
 def test_store_is_opened_durable(tmp_path: Path) -> None:

@@ -1,0 +1,179 @@
+"""`lotledger-scan`: the station program on a scanner device.
+
+    lotledger-scan enroll --device-id dock-2-scanner       # make the device key, print what to register
+    lotledger-scan run --station plant-7/dock-2 --meaning receive   # one scan per line on stdin
+    lotledger-scan status                                   # spooled, sent, refused (with reasons)
+    lotledger-scan send                                     # drain the spool now, then exit
+    lotledger-scan retry                                    # put refused scans back in line
+
+Each scan line is answered on stdout: `spooled #n ...` once it is signed and on disk,
+`accepted #n -> entry s` when the ledger has committed it, `refused ...` with the reason,
+either here (bad data, never signed) or by the server (kept aside, see `status`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from lotledger.cli.options import server_option
+from lotledger.cli.output import handles_errors
+from lotledger.scanner_client import device
+from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
+from lotledger.scanner_client.sender import Sender
+from lotledger.scanner_client.spool import Spool
+from lotledger.scanner_client.station import MEANINGS, Station
+
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="LOTLEDGER_SCAN_DIR",
+    default="./scanner",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The device's own directory: key, spool (env LOTLEDGER_SCAN_DIR).",
+)
+
+
+def say(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+@click.group()
+def main() -> None:
+    """Turn barcode scans into ledger records signed by this device, and deliver them even
+    when the network is not there."""
+
+
+@main.command()
+@data_dir_option
+@click.option("--device-id", required=True, help="This device's participant id in the ledger.")
+@handles_errors
+def enroll(data_dir: Path, device_id: str) -> None:
+    """Make this device's key (the private key never leaves DATA_DIR)."""
+    pub = device.enroll(data_dir, device_id)
+    say(pub.read_text().rstrip())
+    click.echo(
+        f"\nDevice key made. An admin registers it with:\n"
+        f"  lotledger keys register --id {device_id} --role scanner --public-key {pub.name}\n"
+        f"(copy {pub} to the admin; it is public.)",
+        err=True,
+    )
+
+
+@main.command()
+@data_dir_option
+@click.option("--station", "location", required=True, help="Location id of this station, e.g. plant-7/dock-2.")
+@click.option("--meaning", required=True, type=click.Choice(sorted(MEANINGS)), help="What a scan here means.")
+@click.option("--separator", default="", help="Character this scanner sends for the GS1 group separator.")
+@click.option(
+    "--input",
+    "source",
+    type=click.File("r"),
+    default="-",
+    help="Where scans come from: stdin (a keyboard-wedge scanner), or a serial/HID device path.",
+)
+@click.option("--no-send", is_flag=True, help="Only spool; send later with `lotledger-scan send`.")
+@click.option("--drain-timeout", default=10.0, show_default=True, help="At end of input, seconds to wait for sends.")
+@server_option
+@handles_errors
+def run(
+    data_dir: Path,
+    location: str,
+    meaning: str,
+    separator: str,
+    source: TextIO,
+    no_send: bool,
+    drain_timeout: float,
+    server: str,
+) -> None:
+    """Read one scan per line: parse, sign, spool, send."""
+    station = Station(device.load(data_dir), location, meaning)
+    spool = Spool(data_dir)
+    stop = threading.Event()
+    sender = Sender(spool, server, report=say)
+    thread = threading.Thread(target=sender.run, args=(stop,), name="sender", daemon=True)
+    if not no_send:
+        thread.start()
+    try:
+        for line in source:
+            raw = line.rstrip("\r\n")
+            if not raw.strip():
+                continue
+            try:
+                scan = parse_scan(raw, separator=separator)
+            except ScanRefused as e:
+                say(f"refused  {raw!r}: {e.reason}: {e}")
+                continue
+            number = spool.next_number()
+            spool.add(station.sign(scan, spool.epoch, number), number)
+            say(f"spooled  #{number} {scan.lot_key or 'sscc ' + scan.sscc}")
+        if not no_send:
+            deadline = time.monotonic() + drain_timeout
+            while spool.counts()["spooled"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(5)
+        _summary(spool)
+        spool.close()
+
+
+@main.command()
+@data_dir_option
+@server_option
+@click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
+@click.option("--batch", default=200, show_default=True, help="Scans per AppendStream message.")
+@handles_errors
+def send(data_dir: Path, server: str, timeout: float, batch: int) -> None:
+    """Drain the spool now (in order), then exit."""
+    spool = Spool(data_dir)
+    sender = Sender(spool, server, batch=batch, report=say)
+    stop = threading.Event()
+    thread = threading.Thread(target=sender.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while spool.counts()["spooled"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(5)
+    _summary(spool)
+    spool.close()
+
+
+@main.command()
+@data_dir_option
+@handles_errors
+def status(data_dir: Path) -> None:
+    """Counts, and every scan the server refused with its reason."""
+    spool = Spool(data_dir)
+    c = spool.counts()
+    say(f"spooled {c['spooled']}  sent {c['sent']}  refused {c['refused']}")
+    for r in spool.refused():
+        say(f"refused  #{r.number} {r.record_id}: {r.reason}: {r.message}")
+    spool.close()
+
+
+@main.command()
+@data_dir_option
+@handles_errors
+def retry(data_dir: Path) -> None:
+    """Put refused scans back in line (after the cause was fixed, e.g. the key registered)."""
+    spool = Spool(data_dir)
+    say(f"{spool.retry_refused()} refused scans back in the spool")
+    spool.close()
+
+
+def _summary(spool: Spool) -> None:
+    c = spool.counts()
+    click.echo(f"spooled {c['spooled']}  sent {c['sent']}  refused {c['refused']}", err=True)
+
+
+if __name__ == "__main__":
+    main()

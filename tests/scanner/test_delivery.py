@@ -1,0 +1,151 @@
+"""Store and forward: scans taken while the server is away arrive exactly once, in order,
+even when the scanner process is killed mid-drain; refused scans are kept aside with the
+reason. Real server processes, real LMDB spool, real device keys, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import free_port, make_world, registration, shipment, signed, start_server
+
+from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.errors import PermissionDenied
+from lotledger.ledger.records import sign
+from lotledger.scanner_client import device
+from lotledger.scanner_client.gs1 import parse_scan
+from lotledger.scanner_client.sender import Sender
+from lotledger.scanner_client.spool import Spool
+from lotledger.scanner_client.station import Station
+from lotledger.v1 import records_pb2
+
+GTIN = "09520000000011"
+DEVICE = "dock-2-scanner"
+
+
+def scan_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lotledger.scanner_client.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def setup(tmp_path: Path, *, register: bool = True) -> tuple[Path, Path]:
+    """A ledger (closed) with the device registered as a scanner, and the device's directory."""
+    world, ledger = make_world(tmp_path)
+    scanner_dir = tmp_path / "scanner"
+    out = scan_cli("enroll", "--data-dir", str(scanner_dir), "--device-id", DEVICE)
+    assert out.returncode == 0, out.stderr
+    assert "lotledger keys register --id dock-2-scanner --role scanner" in out.stderr
+    if register:
+        key = device.load(scanner_dir).key
+        ledger.append(sign(registration("admin", DEVICE, records_pb2.ROLE_SCANNER, key), world.admin))
+    ledger.close()
+    return world.data_dir, scanner_dir
+
+
+def scans_in_log(address: str) -> list[tuple[int, str]]:
+    with LedgerClient(address) as client:
+        out = []
+        for seq, raw in client.list_entries():
+            record = records_pb2.Record.FromString(records_pb2.Entry.FromString(raw).signed_record.record_bytes)
+            if record.WhichOneof("body") == "scan":
+                out.append((seq, record.record_id))
+        return out
+
+
+def assert_exactly_once_in_order(found: list[tuple[int, str]], n: int) -> None:
+    numbers = [int(rid.rsplit("/", 1)[1]) for _, rid in found]
+    assert numbers == list(range(n)), "every scan once, in the order taken"
+
+
+@pytest.mark.slow
+def test_offline_scans_arrive_once_in_order_even_when_the_sender_is_killed(tmp_path: Path) -> None:
+    data_dir, scanner_dir = setup(tmp_path)
+    port = free_port()
+    lines = "".join(f"]C101{GTIN}10LOT-{i}\x1d17271231\n" for i in range(1000))
+    # The server is not running: all 1,000 are signed and spooled, none lost.
+    out = scan_cli(
+        "run", "--data-dir", str(scanner_dir), "--station", "plant-7/dock-2", "--meaning", "receive",
+        "--server", f"127.0.0.1:{port}", "--no-send", stdin=lines,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("spooled  #") == 1000
+    status = scan_cli("status", "--data-dir", str(scanner_dir))
+    assert "spooled 1000  sent 0  refused 0" in status.stdout
+
+    server = start_server(data_dir, port)
+    try:
+        # Drain in small batches and kill the scanner process part-way through.
+        sender = subprocess.Popen(
+            [sys.executable, "-m", "lotledger.scanner_client.cli", "send", "--data-dir", str(scanner_dir),
+             "--server", f"127.0.0.1:{port}", "--batch", "5"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(scans_in_log(f"127.0.0.1:{port}")) < 150 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(sender.pid, signal.SIGKILL)
+        sender.wait()
+        partial = len(scans_in_log(f"127.0.0.1:{port}"))
+        assert 150 <= partial < 1000, f"the kill must land mid-drain (got {partial})"
+        # Restart the scanner: it resends what was not yet settled; the ledger keeps each once.
+        out = scan_cli("send", "--data-dir", str(scanner_dir), "--server", f"127.0.0.1:{port}")
+        assert out.returncode == 0, out.stderr
+        assert_exactly_once_in_order(scans_in_log(f"127.0.0.1:{port}"), 1000)
+        status = scan_cli("status", "--data-dir", str(scanner_dir))
+        assert "spooled 0" in status.stdout and "refused 0" in status.stdout
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_bad_scans_are_refused_at_the_station_and_never_spooled(tmp_path: Path) -> None:
+    _, scanner_dir = setup(tmp_path, register=False)
+    out = scan_cli(
+        "run", "--data-dir", str(scanner_dir), "--station", "plant-7/dock-2", "--meaning", "receive",
+        "--no-send", "--separator", "|", stdin=f"0109520000000012|10X\n01{GTIN}10A|17271231\n01{GTIN}9X1\n",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "refused" in out.stdout and "BAD_CHECK_DIGIT" in out.stdout and "UNKNOWN_AI" in out.stdout
+    assert out.stdout.count("spooled  #") == 1
+    spool = Spool(scanner_dir)
+    assert spool.counts()["spooled"] == 1
+    spool.close()
+
+
+def test_refused_scans_are_kept_aside_then_retried(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    scanner_dir = tmp_path / "scanner"
+    device.enroll(scanner_dir, DEVICE)
+    dev = device.load(scanner_dir)
+    spool = Spool(scanner_dir)
+    station = Station(dev, "plant-7/dock-2", "receive")
+    for n in range(3):
+        spool.add(station.sign(parse_scan(f"01{GTIN}10R{n}"), spool.epoch, n), n)
+    sender = Sender(spool, served.server.address)
+    # The device is not registered yet: the server says no, and the scans are kept with why.
+    drained = sender.drain_once()
+    assert (drained.sent, drained.refused) == (0, 3)
+    assert spool.counts()["refused"] == 3 and spool.counts()["spooled"] == 0
+    assert {r.reason for r in spool.refused()} == {"UNKNOWN_KEY"}
+    assert sender.drain_once().sent == 0, "refused scans are not retried on their own"
+    # An admin registers the device; the operator puts the scans back in line.
+    served.client.append(signed(registration("admin", DEVICE, records_pb2.ROLE_SCANNER, dev.key), served.world.admin))
+    assert spool.retry_refused() == 3
+    assert sender.drain_once().sent == 3
+    assert spool.counts() == {"spooled": 0, "sent": 3, "refused": 0, "taken": 3}
+    # A scanner key signs scans and nothing else.
+    ship = shipment("plant")
+    ship.submitter = DEVICE
+    with pytest.raises(PermissionDenied):
+        served.client.append(sign(ship, dev.key))
+    sender.close()
+    spool.close()
