@@ -208,7 +208,7 @@ def run_lotledger(n_lots: int, samples: int, tmp: Path) -> dict[str, Any]:
 def run_networkx(n_lots: int, samples: int) -> dict[str, Any]:
     import networkx as nx
 
-    from lotledger.trace.index import SHIPMENT, effects
+    from lotledger.trace.effects import SHIPMENT, effects
 
     edges = []
     for seq, r in enumerate(chain(n_lots)):

@@ -58,12 +58,18 @@ def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool) -> 
                 f"{indent}    from {s.supplier} lot {s.supplier_lot_code}, {_qty(s.quantity)}, "
                 f"received {s.received_at.ToDatetime().date() if s.HasField('received_at') else '?'} (entry {s.seq})"
             )
+        for scan in view.scans:
+            when = scan.scanned_at.ToDatetime().isoformat(timespec="seconds") if scan.HasField("scanned_at") else "?"
+            click.echo(
+                f"{indent}    {scan.meaning} scan at {scan.location} by {scan.device_id}, {when} (entry {scan.seq})"
+            )
         if view.run:
             click.echo(f"{indent}    made by {view.run}")
     for ship in response.shipments:
         lots = ", ".join(f"{i.lot} {_qty(i.quantity)}" for i in ship.lots)
         state = "received" if ship.received else "NOT YET RECEIVED"
-        click.echo(f"shipment {ship.shipment_id}: {ship.from_participant} -> {ship.to_participant} ({lots}); {state}")
+        to = ship.to_participant or "(consignee not on record)"
+        click.echo(f"shipment {ship.shipment_id}: {ship.from_participant} -> {to} ({lots}); {state}")
     note(f"{len(response.lots)} lots, {len(response.shipments)} shipments in {response.elapsed_ms:.2f} ms")
 
 

@@ -16,7 +16,8 @@ from datetime import date
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.validation import lot_key, timestamp_to_datetime
-from lotledger.trace.index import QC_NAMES, QC_NONE, QC_PASS, SHIPMENT, TraceIndex, nano
+from lotledger.trace.effects import CONSUME, QC_NAMES, QC_NONE, QC_PASS, SHIP, SHIPMENT, Effect, effects, nano
+from lotledger.trace.index import TraceIndex
 from lotledger.trace.queries import quantity
 from lotledger.v1 import records_pb2
 
@@ -51,18 +52,15 @@ def _expired(index: TraceIndex, node: int | None, on: date | None) -> str | None
     return expiry.isoformat() if on > expiry else None
 
 
-def _shipment(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+def _ship_checks(
+    index: TraceIndex, seq: int, rid: str, shipment: str, day: date | None, keys: Iterable[str]
+) -> list[Alert]:
     out: list[Alert] = []
-    rid, s = record.record_id, record.shipment
-    day = _day(s.shipped_at)
-    for item in s.lots:
-        key = lot_key(item.lot)
+    for key in keys:
         node = index.nodes.get(key)
         code = index.qc[node] if node is not None else QC_NONE
         if code == QC_NONE:
-            out.append(
-                Alert(seq, rid, "SHIPPED_WITHOUT_QC", key, f"{key} shipped in {s.shipment_id} with no QC result")
-            )
+            out.append(Alert(seq, rid, "SHIPPED_WITHOUT_QC", key, f"{key} shipped in {shipment} with no QC result"))
         elif code != QC_PASS and node is not None:
             qc_seq = index.qc_seq[node]
             check = index.records.record(qc_seq).quality_check.check_name
@@ -72,17 +70,44 @@ def _shipment(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[A
                     rid,
                     "SHIPPED_FAILING_QC",
                     key,
-                    f"{key} shipped in {s.shipment_id} while QC {check!r} is {QC_NAMES[code]} (entry {qc_seq})",
+                    f"{key} shipped in {shipment} while QC {check!r} is {QC_NAMES[code]} (entry {qc_seq})",
                 )
             )
         if expiry := _expired(index, node, day):
             out.append(Alert(seq, rid, "EXPIRED_USE", key, f"{key} shipped on {day} after its expiry {expiry}"))
         if node is not None and (recall_id := index.recalled.get(node)):
             out.append(
-                Alert(
-                    seq, rid, "SHIPPED_UNDER_RECALL", key, f"{key} shipped in {s.shipment_id} under recall {recall_id}"
-                )
+                Alert(seq, rid, "SHIPPED_UNDER_RECALL", key, f"{key} shipped in {shipment} under recall {recall_id}")
             )
+    return out
+
+
+def _shipment(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+    s = record.shipment
+    keys = dict.fromkeys(lot_key(item.lot) for item in s.lots)
+    return _ship_checks(index, seq, record.record_id, s.shipment_id, _day(s.shipped_at), keys)
+
+
+def _scan(index: TraceIndex, seq: int, record: records_pb2.Record, effs: list[Effect]) -> list[Alert]:
+    """Ship and consume scans face the same rules as shipments and runs (trace/effects.py)."""
+    s = record.scan
+    day = _day(s.scanned_at)
+    if s.meaning == SHIP and effs:
+        keys = dict.fromkeys(e.label for e in effs[1:])
+        return _ship_checks(index, seq, record.record_id, effs[0].label[len(SHIPMENT) :], day, keys)
+    out = []
+    if s.meaning == CONSUME:
+        for e in effs:
+            if expiry := _expired(index, index.nodes.get(e.label), day):
+                out.append(
+                    Alert(
+                        seq,
+                        record.record_id,
+                        "EXPIRED_USE",
+                        e.label,
+                        f"{e.label} consumed at {s.location} on {day} after its expiry {expiry}",
+                    )
+                )
     return out
 
 
@@ -148,16 +173,20 @@ def _receipt(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Al
 _BEFORE = {"shipment": _shipment, "production_run": _production_run, "receipt": _receipt}
 
 
-def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: list[Effect]) -> list[Alert]:
     kind = record.WhichOneof("body")
     if kind == "shipment":
         holder, items = record.shipment.from_participant, record.shipment.lots
+        used = dict.fromkeys((holder, lot_key(i.lot), i.quantity.unit) for i in items)
     elif kind == "production_run":
         holder, items = record.submitter, record.production_run.inputs
+        used = dict.fromkeys((holder, lot_key(i.lot), i.quantity.unit) for i in items)
+    elif kind == "scan":
+        used = dict.fromkeys((e.holder, e.label, e.unit) for e in effs if e.delta < 0)
     else:
         return []
     out = []
-    for key, unit in dict.fromkeys((lot_key(i.lot), i.quantity.unit) for i in items):
+    for holder, key, unit in used:
         remaining = index.holdings.get(index.nodes[key], holder, unit)
         if remaining < 0:
             out.append(
@@ -174,7 +203,16 @@ def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[
 
 def apply_and_check(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     """Apply a committed record to the index and return the irregularities it shows."""
-    before = _BEFORE.get(record.WhichOneof("body") or "")
-    alerts = before(index, seq, record) if before else []
+    kind = record.WhichOneof("body") or ""
+    effs: list[Effect] = []
+    if kind == "scan":  # what a scan means depends on the index as it stands before it
+        effs = effects(record, seq, index)
+        if index.rescan(record, effs):
+            index.apply(seq, record)
+            return []
+        alerts = _scan(index, seq, record, effs)
+    else:
+        before = _BEFORE.get(kind)
+        alerts = before(index, seq, record) if before else []
     index.apply(seq, record)
-    return alerts + _over_used(index, seq, record)
+    return alerts + _over_used(index, seq, record, effs)

@@ -23,113 +23,15 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import NamedTuple
 
 import rustworkx as rx
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.validation import lot_key
+from lotledger.trace.effects import CONSUME, QC_NONE, SHIP, SHIPMENT, Effect, effects, event_time, nano
 from lotledger.trace.records import Records, in_force
 from lotledger.v1 import records_pb2
 
-SHIPMENT = "shipment:"
-
-QC_NONE, QC_PASS, QC_FAIL, QC_HOLD = 0, 1, 2, 3
-QC_CODES = {
-    records_pb2.QC_RESULT_PASS: QC_PASS,
-    records_pb2.QC_RESULT_FAIL: QC_FAIL,
-    records_pb2.QC_RESULT_HOLD: QC_HOLD,
-}
-QC_NAMES = {QC_NONE: "NONE", QC_PASS: "PASS", QC_FAIL: "FAIL", QC_HOLD: "HOLD"}
-
-NANO = 10**9  # quantities are kept as integer billionths: validation allows 9 decimals at most
 _INT64 = (-(2**63), 2**63 - 1)
-
-
-def nano(amount: str) -> int:
-    """A validated decimal amount string as exact integer billionths."""
-    whole, _, frac = amount.partition(".")
-    return int(whole) * NANO + (int(frac.ljust(9, "0")) if frac else 0)
-
-
-def micros(ts: Timestamp) -> int:
-    return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
-
-
-# What a record does to one node. role: "out" (a run made it), "in" (a run consumed it),
-# "received" (material receipt), "qc", "shipped", "arrived" (receipt at the receiver),
-# "shipment" (the shipment node of a shipment record), "delivery" (a receipt of a shipment).
-class Effect(NamedTuple):
-    label: str
-    role: str
-    holder: str = ""
-    unit: str = ""
-    delta: int = 0  # billionths added to (holder, unit)'s balance of the lot
-    expiry: str = ""
-    qc: int = QC_NONE
-    location: str = ""
-
-
-def _items(
-    items: Iterable[records_pb2.LotQuantity], role: str, who: str, sign: int, expiry: str, where: str
-) -> list[Effect]:
-    # Written for speed: every protobuf attribute read crosses into upb (about 0.1 us each).
-    out = []
-    for item in items:
-        q = item.quantity
-        out.append(Effect(lot_key(item.lot), role, who, q.unit, sign * nano(q.amount), expiry, 0, where))
-    return out
-
-
-def effects(record: records_pb2.Record) -> list[Effect]:
-    """Per-node effects of a record in force. The one place that says what each kind means
-    to the index; apply, re-derivation, queries and alerts all go through it."""
-    kind = record.WhichOneof("body")
-    if kind == "production_run":
-        run = record.production_run
-        who, where = record.submitter, run.location
-        return _items(run.outputs, "out", who, 1, run.expiry_date, where) + _items(run.inputs, "in", who, -1, "", where)
-    if kind == "shipment":
-        s = record.shipment
-        ship = Effect(SHIPMENT + s.shipment_id, "shipment")
-        return [ship, *_items(s.lots, "shipped", s.from_participant, -1, "", s.from_location)]
-    if kind == "material_received":
-        m = record.material_received
-        q = m.quantity
-        return [
-            Effect(lot_key(m.lot), "received", record.submitter, q.unit, nano(q.amount), m.expiry_date, 0, m.location)
-        ]
-    if kind == "quality_check":
-        qc = record.quality_check
-        return [Effect(lot_key(qc.lot), "qc", qc=QC_CODES.get(qc.result, QC_NONE))]
-    if kind == "receipt":
-        r = record.receipt
-        return [
-            Effect(SHIPMENT + r.shipment_id, "delivery"),
-            *_items(r.lots, "arrived", r.participant, 1, "", r.location),
-        ]
-    return []
-
-
-_EVENT_TIME = {
-    "material_received": "received_at",
-    "production_run": "completed_at",
-    "quality_check": "checked_at",
-    "shipment": "shipped_at",
-    "receipt": "received_at",
-    "scan": "scanned_at",
-    "aggregation": "aggregated_at",
-}
-
-
-def event_time(record: records_pb2.Record) -> int:
-    """When the record's event happened, in microseconds (0: it names no time)."""
-    kind = record.WhichOneof("body") or ""
-    name = _EVENT_TIME.get(kind)
-    if name is None:
-        return 0
-    ts = getattr(getattr(record, kind), name)
-    return micros(ts) if ts.seconds or ts.nanos else 0
 
 
 class Holdings:
@@ -218,6 +120,10 @@ class TraceIndex:
         self.supplier_lots: dict[str, list[int]] = {}  # supplier lot code -> our lot nodes
         self.retracted: set[int] = set()  # seqs whose effects a later correction took out
         self.superseded: dict[int, int] = {}  # original seq -> seq of the correction in force
+        # What scans need (trace/effects.py says what scans mean):
+        self.owners: dict[str, str] = {}  # location id -> participant it was registered to
+        self.packed: dict[str, list[int]] = {}  # SSCC -> seqs of the Aggregation records naming it
+        self.line_run: dict[str, int] = {}  # location -> lot node of its run in progress
 
     # ---- nodes --------------------------------------------------------------------------------
 
@@ -267,6 +173,33 @@ class TraceIndex:
         seqs.update(seq for _, _, seq in self.graph.out_edges(node))
         return sorted(seqs)
 
+    # ---- the ScanContext that scans' effects read -----------------------------------------------
+
+    def owner(self, location: str) -> str:
+        return self.owners.get(location, "")
+
+    def contents(self, sscc: str, before: int) -> dict[tuple[str, str], int]:
+        """What the Aggregation records before `before` left packed on an SSCC (nested SSCCs
+        counted in; a cycle of SSCCs counted once)."""
+        out: dict[tuple[str, str], int] = {}
+        self._pack(sscc, before, out, 1, {sscc})
+        return {k: n for k, n in out.items() if n > 0}
+
+    def _pack(self, sscc: str, before: int, out: dict[tuple[str, str], int], sign: int, seen: set[str]) -> None:
+        seqs = [s for s in self.packed.get(sscc, []) if s < before and s not in self.retracted]
+        children: dict[str, int] = {}
+        for _, record in sorted(self.records.many(seqs).items()):
+            agg = record.aggregation
+            way = -1 if agg.action == records_pb2.AGGREGATION_ACTION_DELETE else 1
+            for item in agg.lots:
+                key = (lot_key(item.lot), item.quantity.unit)
+                out[key] = out.get(key, 0) + sign * way * nano(item.quantity.amount)
+            for child in agg.child_ssccs:
+                children[child] = children.get(child, 0) + way
+        for child, n in children.items():
+            if n > 0 and child not in seen:
+                self._pack(child, before, out, sign, seen | {child})
+
     def _fact(self, node: int, seq: int) -> None:
         self.fact_next.append(self.fact_head[node])
         self.fact_head[node] = len(self.fact_seq)
@@ -290,9 +223,20 @@ class TraceIndex:
         if kind == "recall_opened":
             self._open_recall(record.recall_opened)
             return
-        effs = effects(record)
+        if kind == "location_registered":
+            loc = record.location_registered
+            self.owners[loc.location_id] = loc.participant_id
+            return
+        if kind == "aggregation":
+            self.packed.setdefault(record.aggregation.parent_sscc, []).append(seq)
+            return
+        effs = effects(record, seq, self)
+        if kind == "scan" and self.rescan(record, effs):
+            return
         nodes = [self.node(e.label) for e in effs]
-        if kind == "production_run":
+        if kind == "scan":
+            self._scan(seq, record.scan, effs, nodes)
+        elif kind == "production_run":
             inputs = {n for e, n in zip(effs, nodes, strict=True) if e.role == "in"}
             outputs = {n for e, n in zip(effs, nodes, strict=True) if e.role == "out"}
             for source in inputs:
@@ -318,6 +262,35 @@ class TraceIndex:
                     found.append(nodes[0])
         for e, n in zip(effs, nodes, strict=True):
             self._update(n, seq, e)
+
+    def rescan(self, record: records_pb2.Record, effs: list[Effect]) -> bool:
+        """A ship scan of an SSCC already shipped, or a receive scan of one already received:
+        scanners read the same pallet twice, and it must not move its lots twice."""
+        if not record.scan.gs1.sscc or not effs or effs[0].role not in ("shipment", "delivery"):
+            return False
+        node = self.nodes.get(effs[0].label)
+        if node is None:
+            return False
+        if effs[0].role == "shipment":
+            return self.shipment_seq[node] >= 0
+        return bool(self.facts(node))
+
+    def _scan(self, seq: int, scan: records_pb2.Scan, effs: list[Effect], nodes: list[int]) -> None:
+        if scan.meaning == SHIP:
+            ship = nodes[0]
+            for lot in dict.fromkeys(nodes[1:]):
+                self.graph.add_edge(lot, ship, seq)
+            return  # (no fact on the shipment node: its facts are its deliveries)
+        run = self.line_run.get(scan.location) if scan.meaning == CONSUME else None
+        for n, e in dict(zip(nodes, effs, strict=True)).items():
+            if run is not None and run != n:
+                self.graph.add_edge(n, run, seq)
+                if n in self.recalled:
+                    self.recalled.setdefault(run, self.recalled[n])
+            else:
+                self._fact(n, seq)
+            if e.role == "out":
+                self.line_run[scan.location] = n
 
     def _update(self, node: int, seq: int, e: Effect) -> None:
         if e.delta:
@@ -355,7 +328,7 @@ class TraceIndex:
         """Take out the edges of the record at `seq` and mask its facts; return its nodes."""
         self.retracted.add(seq)
         touched = []
-        for e in effects(self.records.record(seq)):
+        for e in effects(self.records.record(seq), seq, self):
             n = self.nodes.get(e.label)
             if n is None or n in touched:
                 continue
@@ -371,6 +344,6 @@ class TraceIndex:
         self.qc[node], self.qc_seq[node], self.expiry[node], self.shipment_seq[node] = QC_NONE, -1, 0, -1
         self.holdings.reset(node)
         for seq, record in sorted(self.records.many(self.seqs(node)).items()):
-            for e in effects(record):
+            for e in effects(record, seq, self):
                 if e.label == label:
                     self._update(node, seq, e)

@@ -23,7 +23,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.errors import NotFound
 from lotledger.ledger.validation import lot_key, timestamp_to_datetime
-from lotledger.trace.index import NANO, QC_CODES, QC_NAMES, SHIPMENT, Effect, TraceIndex, effects
+from lotledger.trace.effects import NANO, QC_CODES, QC_NAMES, SHIPMENT, Effect, effects
+from lotledger.trace.index import TraceIndex
 from lotledger.v1 import records_pb2
 
 
@@ -81,7 +82,7 @@ class _Reader:
         found = self._effects.get(seq)
         if found is None:
             found = self._effects[seq] = defaultdict(list)
-            for e in effects(self.record(seq)):
+            for e in effects(self.record(seq), seq, self.index):
                 found[e.label].append(e)
         return found.get(label, [])
 
@@ -117,6 +118,19 @@ class SupplierView:
     documents: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ScanView:
+    """A receive or produce scan that brought the lot to a place."""
+
+    seq: int
+    record_id: str
+    meaning: str  # "receive" or "produce"
+    device: str
+    location: str
+    at: datetime | None
+    raw_data: str
+
+
 @dataclass
 class LotView:
     key: str
@@ -127,6 +141,7 @@ class LotView:
     qc: list[QcView] = field(default_factory=list)
     suppliers: list[SupplierView] = field(default_factory=list)
     recalled_by: str = ""
+    scans: list[ScanView] = field(default_factory=list)
 
     @property
     def qc_status(self) -> str:
@@ -144,6 +159,9 @@ class ShipmentView:
     lots: tuple[tuple[str, Decimal, str], ...]  # (lot key, quantity, unit)
     documents: tuple[str, ...]
     received: bool
+
+
+_MADE_BY_SCAN = {records_pb2.SCAN_MEANING_RECEIVE: "receive", records_pb2.SCAN_MEANING_PRODUCE: "produce"}
 
 
 def lot_view(index: TraceIndex, node: int, reader: _Reader | None = None) -> LotView:
@@ -177,6 +195,14 @@ def lot_view(index: TraceIndex, node: int, reader: _Reader | None = None) -> Lot
             view.manufactured_on = run.manufactured_on or view.manufactured_on
             version = f" {run.formula_id}@{run.formula_version}" if run.formula_id else ""
             view.run = f"{run.run_id}{version} (entry {seq})"
+        elif kind == "scan" and r.scan.meaning in _MADE_BY_SCAN:
+            s = r.scan
+            meaning = _MADE_BY_SCAN[s.meaning]
+            if meaning == "produce" and not view.run:
+                view.run = f"produced at {s.location} (scan by {s.device_id}, entry {seq})"
+            view.scans.append(
+                ScanView(seq, r.record_id, meaning, s.device_id, s.location, _when(s.scanned_at), s.raw_data)
+            )
         elif kind == "quality_check":
             q = r.quality_check
             view.qc.append(
@@ -200,20 +226,29 @@ def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] 
     seq = index.shipment_seq[node]
     if seq < 0:
         return ShipmentView(label[len(SHIPMENT) :], -1, "", "", "", None, (), (), received)
-    s = reader.record(seq).shipment
+    record = reader.record(seq)
     lots: dict[tuple[str, str], int] = defaultdict(int)
+    holder = ""
     for e in reader.all_effects(seq):
         if e.role == "shipped" and (only is None or e.label in only):
             lots[(e.label, e.unit)] -= e.delta
+            holder = e.holder
+    amounts = tuple((k, quantity(n), u) for (k, u), n in lots.items())
+    if record.WhichOneof("body") == "scan":  # a ship scan: no consignee on record yet
+        s = record.scan
+        docs = (f"SSCC {s.gs1.sscc}",) if s.gs1.sscc else ()
+        owner = holder or index.owner(s.location) or record.submitter
+        return ShipmentView(label[len(SHIPMENT) :], seq, owner, "", "", _when(s.scanned_at), amounts, docs, received)
+    ship = record.shipment
     return ShipmentView(
-        s.shipment_id,
+        ship.shipment_id,
         seq,
-        s.from_participant,
-        s.to_participant,
-        s.to_location,
-        _when(s.shipped_at),
-        tuple((k, quantity(n), u) for (k, u), n in lots.items()),
-        _docs(s.documents),
+        ship.from_participant,
+        ship.to_participant,
+        ship.to_location,
+        _when(ship.shipped_at),
+        amounts,
+        _docs(ship.documents),
         received,
     )
 

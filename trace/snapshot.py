@@ -30,7 +30,7 @@ from lotledger.trace.records import Records
 
 log = logging.getLogger("lotledger.trace")
 
-FORMAT = f"lotledger-trace-snapshot/2 {sys.byteorder}".encode()
+FORMAT = f"lotledger-trace-snapshot/3 {sys.byteorder}".encode()
 
 # Flat arrays saved as they are: (attribute path, typecode).
 _ARRAYS = {
@@ -85,6 +85,9 @@ def dump(index: TraceIndex, alerts: list[Alert]) -> dict[str, bytes]:
         "supplier_lots": index.supplier_lots,
         "retracted": sorted(index.retracted),
         "superseded": sorted(index.superseded.items()),
+        "owners": index.owners,
+        "packed": index.packed,
+        "line_run": index.line_run,
         "holding_names": index.holdings.names,
         "holding_other": [[n, pid, v] for n, held in index.holdings.other.items() for pid, v in held.items()],
         "alerts": [asdict(a) for a in alerts],
@@ -116,6 +119,9 @@ def restore(parts: dict[str, bytes], records: Records) -> tuple[TraceIndex, list
     index.supplier_lots = sparse["supplier_lots"]
     index.retracted = set(sparse["retracted"])
     index.superseded = {int(k): int(v) for k, v in sparse["superseded"]}
+    index.owners = sparse["owners"]
+    index.packed = sparse["packed"]
+    index.line_run = sparse["line_run"]
     index.holdings.restore_names(sparse["holding_names"])
     for node, pid, value in sparse["holding_other"]:
         index.holdings.other.setdefault(node, {})[pid] = value

@@ -40,6 +40,16 @@ def lot_pb(lot: LotView, depth: int = 0, path: Iterable[str] = ()) -> pb.TraceLo
             quantity=records_pb2.Quantity(amount=str(s.quantity), unit=s.unit),
         )
         _ts(s.received_at, src.received_at)
+    for scan in lot.scans:
+        event = out.scans.add(
+            meaning=scan.meaning,
+            device_id=scan.device,
+            location=scan.location,
+            raw_data=scan.raw_data,
+            seq=scan.seq,
+            record_id=scan.record_id,
+        )
+        _ts(scan.at, event.scanned_at)
     return out
 
 
