@@ -2,6 +2,8 @@
 
     lotledger-scan enroll --device-id dock-2-scanner       # make the device key, print what to register
     lotledger-scan run --station plant-7/dock-2 --meaning receive   # one scan per line on stdin
+    lotledger-scan run ... --input /dev/ttyACM0 --baud 9600  # or a serial / HID (/dev/hidraw0) scanner
+    lotledger-scan image --station plant-7/dock-2 --meaning receive label.png  # barcodes in photos
     lotledger-scan status                                   # spooled, sent, refused (with reasons)
     lotledger-scan send                                     # drain the spool now, then exit
     lotledger-scan retry                                    # put refused scans back in line
@@ -16,8 +18,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any
 
 import click
 
@@ -25,6 +28,7 @@ from lotledger.cli.options import server_option
 from lotledger.cli.output import handles_errors
 from lotledger.scanner_client import device
 from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
+from lotledger.scanner_client.inputs import device_lines, hid_lines, image_scans, is_hidraw
 from lotledger.scanner_client.sender import Sender
 from lotledger.scanner_client.spool import Spool
 from lotledger.scanner_client.station import MEANINGS, Station
@@ -66,33 +70,81 @@ def enroll(data_dir: Path, device_id: str) -> None:
     )
 
 
+def station_options(f: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(
+        [
+            data_dir_option,
+            click.option(
+                "--station", "location", required=True, help="Location id of this station, e.g. plant-7/dock-2."
+            ),
+            click.option(
+                "--meaning", required=True, type=click.Choice(sorted(MEANINGS)), help="What a scan here means."
+            ),
+            click.option("--separator", default="", help="Character this scanner sends for the GS1 group separator."),
+            click.option("--no-send", is_flag=True, help="Only spool; send later with `lotledger-scan send`."),
+            click.option(
+                "--drain-timeout", default=10.0, show_default=True, help="At end of input, seconds to wait for sends."
+            ),
+            server_option,
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 @main.command()
-@data_dir_option
-@click.option("--station", "location", required=True, help="Location id of this station, e.g. plant-7/dock-2.")
-@click.option("--meaning", required=True, type=click.Choice(sorted(MEANINGS)), help="What a scan here means.")
-@click.option("--separator", default="", help="Character this scanner sends for the GS1 group separator.")
+@station_options
 @click.option(
     "--input",
     "source",
-    type=click.File("r"),
     default="-",
-    help="Where scans come from: stdin (a keyboard-wedge scanner), or a serial/HID device path.",
+    show_default=True,
+    help="Where scans come from: - for stdin (a keyboard-wedge scanner), a serial port (/dev/ttyACM0), "
+    "a HID scanner (/dev/hidraw0), or a file or FIFO of lines.",
 )
-@click.option("--no-send", is_flag=True, help="Only spool; send later with `lotledger-scan send`.")
-@click.option("--drain-timeout", default=10.0, show_default=True, help="At end of input, seconds to wait for sends.")
-@server_option
+@click.option("--baud", default=9600, show_default=True, help="Baud rate of a serial port.")
 @handles_errors
-def run(
+def run(source: str, baud: int, **station: Any) -> None:
+    """Read one scan per line: parse, sign, spool, send."""
+    if source == "-":
+        _session(sys.stdin, **station)
+    elif is_hidraw(Path(source)):
+        _session(hid_lines(Path(source)), **station)
+    else:
+        _session(device_lines(Path(source), baud), **station)
+
+
+@main.command()
+@station_options
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handles_errors
+def image(files: tuple[Path, ...], **station: Any) -> None:
+    """Decode the barcodes in photos or label images (zxing-cpp) and handle each as a scan."""
+
+    def scans() -> Iterator[str]:
+        for path in files:
+            try:
+                found = image_scans(path)
+            except OSError as e:
+                say(f"refused  {path}: UNREADABLE_IMAGE: {e}")
+                continue
+            if not found:
+                say(f"refused  {path}: NO_BARCODE: no barcode found in the image")
+            yield from found
+
+    _session(scans(), **station)
+
+
+def _session(
+    lines: Iterable[str],
     data_dir: Path,
     location: str,
     meaning: str,
     separator: str,
-    source: TextIO,
     no_send: bool,
     drain_timeout: float,
     server: str,
 ) -> None:
-    """Read one scan per line: parse, sign, spool, send."""
     station = Station(device.load(data_dir), location, meaning)
     spool = Spool(data_dir)
     stop = threading.Event()
@@ -101,7 +153,7 @@ def run(
     if not no_send:
         thread.start()
     try:
-        for line in source:
+        for line in lines:
             raw = line.rstrip("\r\n")
             if not raw.strip():
                 continue

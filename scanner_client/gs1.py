@@ -75,6 +75,8 @@ def parse_scan(raw: str, separator: str = "") -> ParsedScan:
         if len(separator) != 1 or separator.isalnum():
             raise ScanRefused(f"separator {separator!r} must be one non-alphanumeric character", "BAD_CONFIG")
         value = value.replace(separator, GS)
+    if value[:2] in ("]E", "]I") and value[3:].isdigit():  # EAN/UPC or ITF-14 with its symbology id
+        value = value[3:]
     if value.isdigit() and len(value) in (8, 12, 13, 14):
         return _plain_gtin(raw, value)
     if value.isdigit() and len(value) == 18:

@@ -181,3 +181,14 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     finally:
         client.close()
     return proc
+
+
+def scan_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`lotledger-scan ARGS` in a process of its own, as on a scanner device."""
+    return subprocess.run(
+        [sys.executable, "-m", "lotledger.scanner_client.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, make_world, registration, shipment, signed, start_server
+from helpers import free_port, make_world, registration, scan_cli, shipment, signed, start_server
 
 from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import PermissionDenied
@@ -26,16 +26,6 @@ from lotledger.v1 import records_pb2
 
 GTIN = "09520000000011"
 DEVICE = "dock-2-scanner"
-
-
-def scan_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lotledger.scanner_client.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def setup(tmp_path: Path, *, register: bool = True) -> tuple[Path, Path]:

@@ -15,11 +15,11 @@ from lotledger.trace.snapshot import dump, restore
 from lotledger.v1 import records_pb2
 
 T0 = 1_790_000_000  # 2026-09-21
-FLOUR = ("09520000000018", "F1")  # GTIN-14, lot
-SUGAR = ("09520000000025", "S1")
-BREAD = ("09520000000032", "B1")
+FLOUR = ("09520000000011", "F1")  # GTIN-14, lot
+SUGAR = ("09520000000028", "S1")
+BREAD = ("09520000000035", "B1")
 KEY = {lot: f"01/{g}/10/{lot}" for g, lot in (FLOUR, SUGAR, BREAD)}
-PALLET, CASE = "095200000000000017", "095200000000000024"
+PALLET, CASE = "095200000000000011", "095200000000000028"
 
 
 def ts(t: int) -> Timestamp:
@@ -138,9 +138,9 @@ def test_consume_scans_tie_lots_to_the_run_in_progress_at_that_line() -> None:
     assert holding(f, "S1") == {("plant", "KGM"): (0, Decimal(5), 0), ("line-2", "KGM"): (0, Decimal(1), 0)}
     assert holding(f, "B1") == {("plant", "H87"): (Decimal(40), 0, 0)}
     # The next produce scan at the line starts the next run.
-    f.scan(P, "plant/line-1", ("09520000000032", "B2"), device="line-1")
+    f.scan(P, "plant/line-1", ("09520000000035", "B2"), device="line-1")
     f.scan(C, "plant/line-1", SUGAR, kg="2", device="line-1")
-    assert set(downstream(f.index, KEY["S1"]).depth) == {KEY["S1"], "01/09520000000032/10/B2"}
+    assert set(downstream(f.index, KEY["S1"]).depth) == {KEY["S1"], "01/09520000000035/10/B2"}
     assert set(downstream(f.index, KEY["F1"]).depth) == {KEY["F1"], KEY["B1"]}
 
 
@@ -215,7 +215,7 @@ def test_a_corrected_consume_scan_takes_its_edge_out() -> None:
     fix.correction.corrected.scan.gs1.lot = "F2"
     f.add(fix)
     assert set(downstream(f.index, KEY["F1"]).depth) == {KEY["F1"]}
-    assert KEY["B1"] in downstream(f.index, "01/09520000000018/10/F2").depth
+    assert KEY["B1"] in downstream(f.index, "01/09520000000011/10/F2").depth
 
 
 def test_scan_state_survives_a_snapshot() -> None:
