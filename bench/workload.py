@@ -34,6 +34,7 @@ def setup_participants(data_dir: Path, origin: str = "bench.example.com/lotledge
         ledger.append(sign(record, admin))
         keys[pid] = key
     ledger.close()
+    keys["admin"] = admin
     return keys
 
 

@@ -171,6 +171,7 @@ def _session(
                 time.sleep(0.05)
     finally:
         stop.set()
+        spool.added.set()  # wake the sender if it is waiting for scans
         if thread.is_alive():
             thread.join(5)
         _summary(spool)
@@ -189,14 +190,22 @@ def send(data_dir: Path, server: str, timeout: float, batch: int) -> None:
     sender = Sender(spool, server, batch=batch, report=say)
     stop = threading.Event()
     thread = threading.Thread(target=sender.run, args=(stop,), daemon=True)
+    before = spool.counts()
+    started = time.monotonic()
     thread.start()
-    deadline = time.monotonic() + timeout
-    while spool.counts()["spooled"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while spool.counts()["spooled"] and time.monotonic() < started + timeout:
+        time.sleep(0.02)
     stop.set()
+    spool.added.set()  # wake the sender if it is waiting for scans
     thread.join(5)
+    after = spool.counts()
+    answered = after["sent"] - before["sent"] + after["refused"] - before["refused"]
+    elapsed = time.monotonic() - started
+    click.echo(f"{answered} answered in {elapsed:.2f} s ({answered / max(elapsed, 1e-9):,.0f}/s)", err=True)
     _summary(spool)
     spool.close()
+    if after["spooled"]:
+        raise SystemExit(f"{after['spooled']} scans still spooled after {timeout:g} s: is the server at {server} up?")
 
 
 @main.command()

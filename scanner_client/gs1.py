@@ -149,9 +149,17 @@ def _fields(raw: str, form: str, element_strings: list[GS1ElementString]) -> Par
         elif ai == "21":
             found["serial"] = es.value
         elif ai.startswith("310") and es.decimal is not None:
+            if not es.decimal:
+                raise ScanRefused(
+                    f"({ai}) net weight {es.value}: a weight of zero cannot be received or used", "ZERO_QUANTITY"
+                )
             found["net_weight"] = format(es.decimal, "f")
         elif ai in ("30", "37"):
             count = int(es.value)
+            if not count:
+                raise ScanRefused(
+                    f"({ai}) count {es.value}: a count of zero cannot be received or used", "ZERO_QUANTITY"
+                )
         found[ai] = es.value
     for ai, what in (("10", "lot"), ("21", "serial")):
         if ai in found and (m := _SWALLOWED_DATE.search(found[ai])) and not any(k in found for k in _DATE_AIS):

@@ -36,10 +36,11 @@ class Sender:
         server: str,
         *,
         batch: int = 200,
+        window: int = 10,
         backoff: tuple[float, float] = (0.2, 10.0),
         report: Report | None = None,
     ):
-        self.spool, self.server, self.batch = spool, server, batch
+        self.spool, self.server, self.batch, self.window = spool, server, batch, window
         self.backoff = backoff
         self.report = report or (lambda line: None)
         self._client: LedgerClient | None = None
@@ -50,9 +51,11 @@ class Sender:
             self._client = None
 
     def drain_once(self) -> Drained:
-        """Send what is pending, up to one batch. Raises Unavailable when the server is away
-        (what was answered before that is already settled)."""
-        pending = self.spool.pending(self.batch)
+        """Send what is pending, up to `window` batches in one stream (the server commits a
+        batch while the next is on the wire), settling each batch as its answers arrive.
+        Raises Unavailable when the server is away (what was answered before that is
+        already settled)."""
+        pending = self.spool.pending(self.batch * self.window)
         done = Drained()
         if not pending:
             return done
@@ -72,12 +75,16 @@ class Sender:
                 else:
                     sent.append((number, outcome.seq))
                     self.report(f"accepted #{number} -> entry {outcome.seq}{' (already there)' * outcome.duplicate}")
+                if len(sent) + len(refused) >= self.batch:
+                    self.spool.settle(sent, refused)
+                    done.sent, done.refused = done.sent + len(sent), done.refused + len(refused)
+                    sent, refused = [], []
         except LedgerError:
             self.close()
             raise
         finally:
             self.spool.settle(sent, refused)
-        done.sent, done.refused = len(sent), len(refused)
+        done.sent, done.refused = done.sent + len(sent), done.refused + len(refused)
         return done
 
     def run(self, stop: threading.Event) -> None:

@@ -45,6 +45,9 @@ def test_plain_gtin_and_sscc_and_weights() -> None:
         "SER-1",
     )
     assert parse_scan(f"02{GTIN}3712\x1d10L9").count == 12
+    # EAN-13 and ITF-14 with the symbology id a scanner may prefix.
+    assert parse_scan("]E09520000000011").gtin == GTIN
+    assert parse_scan("]I1" + GTIN).gtin == GTIN
 
 
 @pytest.mark.parametrize(
@@ -60,6 +63,8 @@ def test_plain_gtin_and_sscc_and_weights() -> None:
         ("3103000500", "NO_IDENTITY"),  # a weight alone names nothing
         ("hello world", "UNKNOWN_AI"),
         ("", "EMPTY"),
+        (f"01{GTIN}10L1\x1d3103000000", "ZERO_QUANTITY"),  # a zero weight: never a valid Scan record
+        (f"02{GTIN}3700\x1d10L1", "ZERO_QUANTITY"),
     ],
 )
 def test_refused_locally_with_a_reason(raw: str, reason: str) -> None:
