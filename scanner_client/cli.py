@@ -64,8 +64,8 @@ def enroll(data_dir: Path, device_id: str) -> None:
     say(pub.read_text().rstrip())
     click.echo(
         f"\nDevice key made. An admin registers it with:\n"
-        f"  lotledger keys register --id {device_id} --role scanner --public-key {pub.name}\n"
-        f"(copy {pub} to the admin; it is public.)",
+        f"  lotledger keys register --id {device_id} --role scanner --public-key {pub} --key ADMIN_KEY\n"
+        f"({pub} is public: copy it to the admin. device.key stays here.)",
         err=True,
     )
 
