@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, make_world, registration, scan_cli, shipment, signed, start_server
+from helpers import free_port, make_world, registration, revocation, scan_cli, shipment, signed, start_server
 
 from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import PermissionDenied
@@ -137,5 +137,10 @@ def test_refused_scans_are_kept_aside_then_retried(served, tmp_path: Path) -> No
     ship.submitter = DEVICE
     with pytest.raises(PermissionDenied):
         served.client.append(sign(ship, dev.key))
+    # A revoked device's later scans are refused and kept aside the same way.
+    served.client.append(signed(revocation("admin", dev.key.public.key_id), served.world.admin))
+    spool.add(station.sign(parse_scan(f"01{GTIN}10R9"), spool.epoch, 3), 3)
+    assert sender.drain_once().refused == 1
+    assert [r.reason for r in spool.refused()] == ["KEY_REVOKED"]
     sender.close()
     spool.close()
