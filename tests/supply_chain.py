@@ -132,6 +132,26 @@ def reference_edges(records: list[records_pb2.Record]) -> dict[str, set[str]]:
     return adj
 
 
+def reference_flows(records: list[records_pb2.Record]) -> dict[tuple[str, str], list[tuple[Decimal, str]]]:
+    """(source, target) -> what flowed along it, one (amount, unit) per record and unit."""
+    out: dict[tuple[str, str], list[tuple[Decimal, str]]] = defaultdict(list)
+    for r in effective(records).values():
+        kind = r.WhichOneof("body")
+        if kind == "production_run":
+            items, targets = r.production_run.inputs, [lot_key(o.lot) for o in r.production_run.outputs]
+        elif kind == "shipment":
+            items, targets = r.shipment.lots, [f"shipment:{r.shipment.shipment_id}"]
+        else:
+            continue
+        sums: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        for item in items:
+            sums[(lot_key(item.lot), item.quantity.unit)] += Decimal(item.quantity.amount)
+        for (key, unit), amount in sums.items():
+            for target in dict.fromkeys(targets):
+                out[(key, target)].append((amount, unit))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def bfs(adj: dict[str, set[str]], starts: list[str]) -> set[str]:
     seen = set(starts)
     queue = deque(starts)

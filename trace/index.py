@@ -115,6 +115,13 @@ class TraceIndex:
         self.fact_seq = array("q")
         self.fact_next = array("q")
         self.seq_time = array("q")  # per entry: event time in microseconds (0 = none)
+        # Per edge (index = rustworkx edge index): how much of the source flowed along it, so
+        # that a trace reads no record for its edges. Unit id -1: several units (or too much
+        # for 64 bits) in one record; the record is read instead.
+        self.edge_amount = array("q")
+        self.edge_unit = array("i")
+        self.units: list[str] = []
+        self._unit_ids: dict[str, int] = {}
         # Sparse:
         self.recalled: dict[int, str] = {}  # lot node -> recall id: must not ship
         self.supplier_lots: dict[str, list[int]] = {}  # supplier lot code -> our lot nodes
@@ -200,6 +207,30 @@ class TraceIndex:
             if n > 0 and child not in seen:
                 self._pack(child, before, out, sign, seen | {child})
 
+    def unit_id(self, unit: str) -> int:
+        found = self._unit_ids.get(unit)
+        if found is None:
+            found = self._unit_ids[unit] = len(self.units)
+            self.units.append(unit)
+        return found
+
+    def _link(self, source: int, target: int, seq: int, flow: tuple[str, int] | None) -> None:
+        """An edge, and what flowed along it (None: not one amount in one unit)."""
+        edge = self.graph.add_edge(source, target, seq)
+        if edge >= len(self.edge_amount):  # rustworkx reuses the indices of removed edges
+            grow = edge + 1 - len(self.edge_amount)
+            self.edge_amount.extend([0] * grow)
+            self.edge_unit.extend([-1] * grow)
+        if flow is None or not _INT64[0] <= flow[1] <= _INT64[1]:
+            self.edge_amount[edge], self.edge_unit[edge] = 0, -1
+        else:
+            self.edge_amount[edge], self.edge_unit[edge] = flow[1], self.unit_id(flow[0])
+
+    def flow(self, edge: int) -> tuple[str, int] | None:
+        """(unit, billionths) that flowed along an edge, or None: read its record."""
+        unit = self.edge_unit[edge]
+        return None if unit < 0 else (self.units[unit], self.edge_amount[edge])
+
     def _fact(self, node: int, seq: int) -> None:
         self.fact_next.append(self.fact_head[node])
         self.fact_head[node] = len(self.fact_seq)
@@ -237,11 +268,11 @@ class TraceIndex:
         if kind == "scan":
             self._scan(seq, record.scan, effs, nodes)
         elif kind == "production_run":
-            inputs = {n for e, n in zip(effs, nodes, strict=True) if e.role == "in"}
+            inputs = _flows(effs, nodes, "in")
             outputs = {n for e, n in zip(effs, nodes, strict=True) if e.role == "out"}
-            for source in inputs:
+            for source, flow in inputs.items():
                 for made in outputs:
-                    self.graph.add_edge(source, made, seq)
+                    self._link(source, made, seq, flow)
             if not inputs:
                 for made in outputs:
                     self._fact(made, seq)
@@ -251,8 +282,8 @@ class TraceIndex:
                     self.recalled.setdefault(made, recall_id)
         elif kind == "shipment":
             ship = nodes[0]
-            for lot in set(nodes[1:]):
-                self.graph.add_edge(lot, ship, seq)
+            for lot, flow in _flows(effs, nodes, "shipped").items():
+                self._link(lot, ship, seq, flow)
         else:
             for n in dict.fromkeys(nodes):
                 self._fact(n, seq)
@@ -278,13 +309,14 @@ class TraceIndex:
     def _scan(self, seq: int, scan: records_pb2.Scan, effs: list[Effect], nodes: list[int]) -> None:
         if scan.meaning == SHIP:
             ship = nodes[0]
-            for lot in dict.fromkeys(nodes[1:]):
-                self.graph.add_edge(lot, ship, seq)
+            for lot, flow in _flows(effs, nodes, "shipped").items():
+                self._link(lot, ship, seq, flow)
             return  # (no fact on the shipment node: its facts are its deliveries)
         run = self.line_run.get(scan.location) if scan.meaning == CONSUME else None
+        flows = _flows(effs, nodes, "in")
         for n, e in dict(zip(nodes, effs, strict=True)).items():
             if run is not None and run != n:
-                self.graph.add_edge(n, run, seq)
+                self._link(n, run, seq, flows.get(n))
                 if n in self.recalled:
                     self.recalled.setdefault(run, self.recalled[n])
             else:
@@ -347,3 +379,19 @@ class TraceIndex:
             for e in effects(record, seq, self):
                 if e.label == label:
                     self._update(node, seq, e)
+
+
+def _flows(effs: list[Effect], nodes: list[int], role: str) -> dict[int, tuple[str, int] | None]:
+    """Per source node, the (unit, billionths) a record moved out of it in `role`; None when
+    it moved it in more than one unit."""
+    out: dict[int, tuple[str, int] | None] = {}
+    for e, n in zip(effs, nodes, strict=True):
+        if e.role != role:
+            continue
+        if n not in out:
+            out[n] = (e.unit, -e.delta)
+        elif (had := out[n]) is not None and had[0] == e.unit:
+            out[n] = (e.unit, had[1] - e.delta)
+        else:
+            out[n] = None
+    return out

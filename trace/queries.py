@@ -164,14 +164,15 @@ class ShipmentView:
 _MADE_BY_SCAN = {records_pb2.SCAN_MEANING_RECEIVE: "receive", records_pb2.SCAN_MEANING_PRODUCE: "produce"}
 
 
-def lot_view(index: TraceIndex, node: int, reader: _Reader | None = None) -> LotView:
-    """What the records say about a lot: how it was made or received, QC, suppliers."""
+def lot_view(index: TraceIndex, node: int, reader: _Reader | None = None, made_by: list[int] | None = None) -> LotView:
+    """What the records say about a lot: how it was made or received, QC, suppliers.
+    `made_by`: index.made_by(node), if the caller has it already."""
     reader = reader or _Reader(index)
     key = index.label(node)
     view = LotView(key, recalled_by=index.recalled.get(node, ""))
     if index.expiry[node]:
         view.expiry_date = date.fromordinal(index.expiry[node]).isoformat()
-    for seq, r in sorted(reader.records(index.made_by(node)).items()):
+    for seq, r in sorted(reader.records(index.made_by(node) if made_by is None else made_by).items()):
         kind = r.WhichOneof("body")
         if kind == "material_received":
             m = r.material_received
@@ -228,16 +229,22 @@ def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] 
         return ShipmentView(label[len(SHIPMENT) :], -1, "", "", "", None, (), (), received)
     record = reader.record(seq)
     lots: dict[tuple[str, str], int] = defaultdict(int)
-    holder = ""
-    for e in reader.all_effects(seq):
-        if e.role == "shipped" and (only is None or e.label in only):
-            lots[(e.label, e.unit)] -= e.delta
-            holder = e.holder
-    amounts = tuple((k, quantity(n), u) for (k, u), n in lots.items())
+    for edge, (src, dst, edge_seq) in index.graph.incident_edge_index_map(node, all_edges=True).items():
+        key = index.label(src)
+        if dst != node or edge_seq != seq or (only is not None and key not in only):
+            continue
+        flow = index.flow(edge)
+        if flow is not None:
+            lots[(key, flow[0])] += flow[1]
+            continue
+        for e in reader.effects(seq, key):
+            if e.role == "shipped":
+                lots[(key, e.unit)] -= e.delta
+    amounts = tuple((k, quantity(n), u) for (k, u), n in sorted(lots.items()))
     if record.WhichOneof("body") == "scan":  # a ship scan: no consignee on record yet
         s = record.scan
         docs = (f"SSCC {s.gs1.sscc}",) if s.gs1.sscc else ()
-        owner = holder or index.owner(s.location) or record.submitter
+        owner = index.owner(s.location) or record.submitter  # whose stock it left (trace/effects.py)
         return ShipmentView(label[len(SHIPMENT) :], seq, owner, "", "", _when(s.scanned_at), amounts, docs, received)
     ship = record.shipment
     return ShipmentView(
@@ -278,6 +285,7 @@ class TraceResult:
     nodes: list[int]
     depths: list[int]
     edge_list: list[tuple[int, int, int]]
+    edge_ids: list[int]  # the index's edge index of each edge in edge_list
     label: Callable[[int], str]
     elapsed_ms: float = 0.0
     lot_views: dict[str, LotView] = field(default_factory=dict)
@@ -348,7 +356,7 @@ def _micros(when: datetime | None, default: int) -> int:
     return int(when.timestamp() * 1_000_000)
 
 
-_Closure = tuple[list[int], list[int], list[tuple[int, int, int]]]
+_Closure = tuple[list[int], list[int], list[tuple[int, int, int]], list[int]]
 
 
 def _closure(index: TraceIndex, start: int) -> _Closure:
@@ -360,7 +368,13 @@ def _closure(index: TraceIndex, start: int) -> _Closure:
     layers = rx.bfs_layers(graph, [start])
     nodes = [n for layer in layers for n in layer]
     depths = [d for d, layer in enumerate(layers) for _ in layer]
-    return nodes, depths, [e for n in nodes for e in graph.out_edges(n)]
+    edges: list[tuple[int, int, int]] = []
+    ids: list[int] = []
+    for n in nodes:
+        out = graph.incident_edge_index_map(n)
+        ids.extend(out.keys())
+        edges.extend(out.values())
+    return nodes, depths, edges, ids
 
 
 def _walk(
@@ -369,26 +383,30 @@ def _walk(
     """Breadth-first in Python, one native call per node: for upstream, and for what the
     native closure cannot do (stop at a depth, or skip edges whose record names an event time
     outside [since, until])."""
-    step = index.graph.out_edges if forward else index.graph.in_edges
+    graph = index.graph
+    step, step_ids = (graph.out_edges, graph.out_edge_indices) if forward else (graph.in_edges, graph.in_edge_indices)
     lo, hi = _micros(since, -(2**63)), _micros(until, 2**63 - 1)
     windowed = since is not None or until is not None
     times = index.seq_time
     seen = {start: 0}
     edges: list[tuple[int, int, int]] = []
+    ids: list[int] = []
     queue = [start]
     for node in queue:  # the list grows as we go
         d = seen[node] + 1
         if depth is not None and d > depth:
             continue
-        for edge in step(node):
+        # (both calls walk the node's edges in the same order)
+        for i, edge in zip(step_ids(node), step(node), strict=True):
             if windowed and (t := times[edge[2]]) and not lo <= t <= hi:
                 continue
-            edges.append(edge)
             nxt = edge[1] if forward else edge[0]
+            edges.append(edge)
+            ids.append(i)
             if nxt not in seen:
                 seen[nxt] = d
                 queue.append(nxt)
-    return queue, [seen[n] for n in queue], edges
+    return queue, [seen[n] for n in queue], edges, ids
 
 
 def trace(
@@ -410,10 +428,10 @@ def trace(
     start = _node(index, lot_key)
     forward = direction == "down"
     if forward and depth is None and since is None and until is None:
-        nodes, depths, edges = _closure(index, start)
+        nodes, depths, edges, ids = _closure(index, start)
     else:
-        nodes, depths, edges = _walk(index, start, forward, depth, since, until)
-    result = TraceResult(lot_key, direction, nodes, depths, edges, index.label)
+        nodes, depths, edges, ids = _walk(index, start, forward, depth, since, until)
+    result = TraceResult(lot_key, direction, nodes, depths, edges, ids, index.label)
     if details:
         _add_details(index, result)
     result.elapsed_ms = (time.perf_counter() - started) * 1e3
@@ -421,22 +439,37 @@ def trace(
 
 
 def _add_details(index: TraceIndex, result: TraceResult) -> None:
+    """Quantities from the index's edge arrays; lots and shipments from their records, all
+    read in one transaction."""
     reader = _Reader(index)
-    reader.records({seq for _, _, seq in result.edge_list})
-    for src, _, seq in result.edge_list:
+    lots, ships = [], []
+    for node, label in zip(result.nodes, result.labels, strict=True):
+        (ships if label.startswith(SHIPMENT) else lots).append(node)
+    made = {n: index.made_by(n) for n in lots}
+    wanted = {seq for seqs in made.values() for seq in seqs}
+    wanted.update(index.shipment_seq[n] for n in ships if index.shipment_seq[n] >= 0)
+    reader.records(wanted)
+    for (src, _, seq), edge in zip(result.edge_list, result.edge_ids, strict=True):
         if (src, seq) in result.quantities:
             continue
-        by_unit: dict[str, int] = defaultdict(int)
-        for e in reader.effects(seq, index.label(src)):
-            if e.role in ("in", "shipped"):
-                by_unit[e.unit] -= e.delta
-        result.quantities[(src, seq)] = [(quantity(n), unit) for unit, n in by_unit.items()]
-    for node, label in zip(result.nodes, result.labels, strict=True):
-        if label.startswith(SHIPMENT):
-            view = shipment_view(index, node, reader)
-            result.shipment_views[view.shipment_id] = view
+        flow = index.flow(edge)
+        if flow is None:  # several units in one record: read it
+            result.quantities[(src, seq)] = _flows_from_record(reader, seq, index.label(src))
         else:
-            result.lot_views[label] = lot_view(index, node, reader)
+            result.quantities[(src, seq)] = [(quantity(flow[1]), flow[0])]
+    for node in lots:
+        result.lot_views[index.label(node)] = lot_view(index, node, reader, made[node])
+    for node in ships:
+        view = shipment_view(index, node, reader)
+        result.shipment_views[view.shipment_id] = view
+
+
+def _flows_from_record(reader: _Reader, seq: int, label: str) -> list[tuple[Decimal, str]]:
+    by_unit: dict[str, int] = defaultdict(int)
+    for e in reader.effects(seq, label):
+        if e.role in ("in", "shipped"):
+            by_unit[e.unit] -= e.delta
+    return [(quantity(n), unit) for unit, n in by_unit.items()]
 
 
 def upstream(index: TraceIndex, lot_key: str, **kw: object) -> TraceResult:

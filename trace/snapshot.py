@@ -30,7 +30,7 @@ from lotledger.trace.records import Records
 
 log = logging.getLogger("lotledger.trace")
 
-FORMAT = f"lotledger-trace-snapshot/3 {sys.byteorder}".encode()
+FORMAT = f"lotledger-trace-snapshot/4 {sys.byteorder}".encode()
 
 # Flat arrays saved as they are: (attribute path, typecode).
 _ARRAYS = {
@@ -77,6 +77,13 @@ def dump(index: TraceIndex, alerts: list[Alert]) -> dict[str, bytes]:
         "edges.seq": array("q", (w for _, _, w in edges)).tobytes(),
         "qc": bytes(index.qc),
     }
+    # Edge arrays are keyed by edge index, which has holes after corrections; a restore numbers
+    # the edges 0.. in this same order (edge_indices and weighted_edge_list agree on it).
+    ids = index.graph.edge_indices()
+    if len(ids) != len(edges):
+        raise ValueError("edge indices and edge list differ")
+    parts["edges.amount"] = array("q", (index.edge_amount[i] for i in ids)).tobytes()
+    parts["edges.unit"] = array("i", (index.edge_unit[i] for i in ids)).tobytes()
     for path in _ARRAYS:
         parts[path] = _get(index, path).tobytes()
     sparse = {
@@ -85,6 +92,7 @@ def dump(index: TraceIndex, alerts: list[Alert]) -> dict[str, bytes]:
         "supplier_lots": index.supplier_lots,
         "retracted": sorted(index.retracted),
         "superseded": sorted(index.superseded.items()),
+        "units": index.units,
         "owners": index.owners,
         "packed": index.packed,
         "line_run": index.line_run,
@@ -106,6 +114,9 @@ def restore(parts: dict[str, bytes], records: Records) -> tuple[TraceIndex, list
     if not len(src) == len(dst) == len(seq):
         raise ValueError("edge arrays differ in length")
     index.graph.extend_from_weighted_edge_list(list(zip(src, dst, seq, strict=True)))
+    index.edge_amount, index.edge_unit = array("q", parts["edges.amount"]), array("i", parts["edges.unit"])
+    if not len(index.edge_amount) == len(index.edge_unit) == len(seq):
+        raise ValueError("edge flow arrays do not match the edge count")
     index.qc = bytearray(parts["qc"])
     for path, code in _ARRAYS.items():
         _set(index, path, array(code, parts[path]))
@@ -119,6 +130,8 @@ def restore(parts: dict[str, bytes], records: Records) -> tuple[TraceIndex, list
     index.supplier_lots = sparse["supplier_lots"]
     index.retracted = set(sparse["retracted"])
     index.superseded = {int(k): int(v) for k, v in sparse["superseded"]}
+    for unit in sparse["units"]:
+        index.unit_id(unit)
     index.owners = sparse["owners"]
     index.packed = sparse["packed"]
     index.line_run = sparse["line_run"]

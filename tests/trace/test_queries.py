@@ -3,11 +3,12 @@ from the records, corrections included; mass balance is exact Decimal arithmetic
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from supply_chain import T0, bfs, effective, generate, reference_balance, reference_edges, reverse
+from supply_chain import T0, bfs, effective, generate, reference_balance, reference_edges, reference_flows, reverse
 
 from lotledger.ledger.validation import lot_key
 from lotledger.trace.index import TraceIndex
@@ -39,6 +40,7 @@ def test_traces_match_the_reference(seed: int) -> None:
     index = build(records)
     adj = reference_edges(records)
     rev = reverse(adj)
+    flows = reference_flows(records)
     for key in sorted(index.lot_keys()):
         down = downstream(index, key)
         assert set(down.depth) == bfs(adj, [key]), key
@@ -52,6 +54,10 @@ def test_traces_match_the_reference(seed: int) -> None:
         want = {(a, b) for a in down.depth for b in adj.get(a, ())}
         assert {(e.source, e.target) for e in down.edges} == want
         assert all(e.quantity > 0 and e.unit for e in down.edges)
+        got: dict[tuple[str, str], list[tuple[Decimal, str]]] = defaultdict(list)
+        for e in down.edges:
+            got[(e.source, e.target)].append((e.quantity, e.unit))
+        assert {k: sorted(v) for k, v in got.items()} == {k: flows[k] for k in want}
         # the native closure and the Python walk (used for depth limits and windows) agree
         for direction in ("up", "down"):
             native = trace(index, key, direction)
@@ -172,3 +178,19 @@ def test_time_window_follows_only_edges_whose_event_falls_inside_it() -> None:
         assert set(down.depth) == bfs(adj, [key]), key
         narrower += len(down.depth) < len(downstream(index, key).depth)
     assert narrower > 0, "the window must cut something in this chain"
+
+
+def test_an_input_in_two_units_reads_its_record_for_the_edge() -> None:
+    """The index keeps one amount per edge; a record moving a lot in two units is read instead."""
+    run = records_pb2.Record(record_id="run", submitter="plant")
+    flour = records_pb2.LotId(item_code="FLOUR", lot="F1")
+    run.production_run.run_id = "R1"
+    run.production_run.inputs.add(lot=flour, quantity=records_pb2.Quantity(amount="2", unit="KGM"))
+    run.production_run.inputs.add(lot=flour, quantity=records_pb2.Quantity(amount="3", unit="BG"))
+    run.production_run.inputs.add(lot=flour, quantity=records_pb2.Quantity(amount="0.5", unit="KGM"))
+    run.production_run.outputs.add(
+        lot=records_pb2.LotId(item_code="BREAD", lot="B1"), quantity=records_pb2.Quantity(amount="1", unit="H87")
+    )
+    index = build([run])
+    edges = downstream(index, "item/FLOUR/lot/F1").edges
+    assert sorted((e.unit, e.quantity) for e in edges) == [("BG", Decimal(3)), ("KGM", Decimal("2.5"))]

@@ -46,6 +46,13 @@ def test_snapshot_round_trip_then_catch_up_matches_the_reference(tmp_path: Path)
     for name in ("labels", "qc", "qc_seq", "expiry", "shipment_seq", "holdings.amount", "seq_time", "sparse"):
         assert a[name] == b[name], name
     assert sorted(restored.graph.weighted_edge_list()) == sorted(full.graph.weighted_edge_list())
+    assert flows(restored) == flows(full)
+
+
+def flows(index: TraceIndex) -> list[tuple[int, int, int, tuple[str, int] | None]]:
+    """Every edge with what flowed along it (the per-edge arrays, by edge index)."""
+    ids, edges = index.graph.edge_indices(), index.graph.weighted_edge_list()
+    return sorted((*edge, index.flow(i)) for i, edge in zip(ids, edges, strict=True))
 
 
 def test_live_index_restarts_from_its_snapshot_and_catches_up(tmp_path: Path) -> None:
