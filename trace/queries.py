@@ -442,7 +442,8 @@ def _add_details(index: TraceIndex, result: TraceResult) -> None:
     """Quantities from the index's edge arrays; lots and shipments from their records, all
     read in one transaction."""
     reader = _Reader(index)
-    lots, ships = [], []
+    lots: list[int] = []
+    ships: list[int] = []
     for node, label in zip(result.nodes, result.labels, strict=True):
         (ships if label.startswith(SHIPMENT) else lots).append(node)
     made = {n: index.made_by(n) for n in lots}
