@@ -16,7 +16,7 @@ from datetime import date
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.validation import lot_key, timestamp_to_datetime
-from lotledger.trace.effects import CONSUME, QC_NAMES, QC_NONE, QC_PASS, SHIP, SHIPMENT, Effect, effects, nano
+from lotledger.trace.effects import CONSUME, QC_NAMES, QC_NONE, QC_PASS, SHIP, SHIPMENT, Effect, nano
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.queries import quantity
 from lotledger.v1 import records_pb2
@@ -175,14 +175,15 @@ _BEFORE = {"shipment": _shipment, "production_run": _production_run, "receipt": 
 
 def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: list[Effect]) -> list[Alert]:
     kind = record.WhichOneof("body")
-    if kind == "shipment":
-        holder, items = record.shipment.from_participant, record.shipment.lots
-        used = dict.fromkeys((holder, lot_key(i.lot), i.quantity.unit) for i in items)
-    elif kind == "production_run":
-        holder, items = record.submitter, record.production_run.inputs
-        used = dict.fromkeys((holder, lot_key(i.lot), i.quantity.unit) for i in items)
-    elif kind == "scan":
+    if kind == "scan":
         used = dict.fromkeys((e.holder, e.label, e.unit) for e in effs if e.delta < 0)
+    elif kind in ("shipment", "production_run"):
+        holder, items = (
+            (record.shipment.from_participant, record.shipment.lots)
+            if kind == "shipment"
+            else (record.submitter, record.production_run.inputs)
+        )
+        used = dict.fromkeys((holder, lot_key(i.lot), i.quantity.unit) for i in items)
     else:
         return []
     out = []
@@ -204,15 +205,13 @@ def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: li
 def apply_and_check(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     """Apply a committed record to the index and return the irregularities it shows."""
     kind = record.WhichOneof("body") or ""
-    effs: list[Effect] = []
-    if kind == "scan":  # what a scan means depends on the index as it stands before it
-        effs = effects(record, seq, index)
-        if index.rescan(record, effs):
-            index.apply(seq, record)
-            return []
-        alerts = _scan(index, seq, record, effs)
-    else:
-        before = _BEFORE.get(kind)
-        alerts = before(index, seq, record) if before else []
+    if kind == "scan":
+        # What a scan means depends on the index before it, so its effects come back from
+        # `apply` (none for a rescan); it changes no QC, expiry or recall of what it ships or
+        # consumes, so its rules can read the index after it.
+        effs = index.apply(seq, record)
+        return _scan(index, seq, record, effs) + _over_used(index, seq, record, effs) if effs else []
+    before = _BEFORE.get(kind)
+    alerts = before(index, seq, record) if before else []
     index.apply(seq, record)
-    return alerts + _over_used(index, seq, record, effs)
+    return alerts + _over_used(index, seq, record, [])

@@ -189,10 +189,10 @@ class TraceIndex:
         """What the Aggregation records before `before` left packed on an SSCC (nested SSCCs
         counted in; a cycle of SSCCs counted once)."""
         out: dict[tuple[str, str], int] = {}
-        self._pack(sscc, before, out, 1, {sscc})
+        self._pack(sscc, before, out, {sscc})
         return {k: n for k, n in out.items() if n > 0}
 
-    def _pack(self, sscc: str, before: int, out: dict[tuple[str, str], int], sign: int, seen: set[str]) -> None:
+    def _pack(self, sscc: str, before: int, out: dict[tuple[str, str], int], seen: set[str]) -> None:
         seqs = [s for s in self.packed.get(sscc, []) if s < before and s not in self.retracted]
         children: dict[str, int] = {}
         for _, record in sorted(self.records.many(seqs).items()):
@@ -200,12 +200,12 @@ class TraceIndex:
             way = -1 if agg.action == records_pb2.AGGREGATION_ACTION_DELETE else 1
             for item in agg.lots:
                 key = (lot_key(item.lot), item.quantity.unit)
-                out[key] = out.get(key, 0) + sign * way * nano(item.quantity.amount)
+                out[key] = out.get(key, 0) + way * nano(item.quantity.amount)
             for child in agg.child_ssccs:
                 children[child] = children.get(child, 0) + way
         for child, n in children.items():
             if n > 0 and child not in seen:
-                self._pack(child, before, out, sign, seen | {child})
+                self._pack(child, before, out, seen | {child})
 
     def unit_id(self, unit: str) -> int:
         found = self._unit_ids.get(unit)
@@ -238,32 +238,35 @@ class TraceIndex:
 
     # ---- applying records -------------------------------------------------------------------
 
-    def apply(self, seq: int, record: records_pb2.Record) -> None:
-        """Add what one committed record says. Records come in log order, each once."""
+    def apply(self, seq: int, record: records_pb2.Record) -> list[Effect]:
+        """Add what one committed record says, and return its effects as applied (none for a
+        rescan or a correction). Records come in log order, each once."""
         if len(self.seq_time) <= seq:
             self.seq_time.extend([0] * (seq + 1 - len(self.seq_time)))
+        applied: list[Effect] = []
         if record.WhichOneof("body") == "correction":
             self._correct(seq, record)
         else:
-            self._apply(seq, record)
+            applied = self._apply(seq, record)
         self.size = max(self.size, seq + 1)
+        return applied
 
-    def _apply(self, seq: int, record: records_pb2.Record) -> None:
+    def _apply(self, seq: int, record: records_pb2.Record) -> list[Effect]:
         kind = record.WhichOneof("body")
         self.seq_time[seq] = event_time(record)
         if kind == "recall_opened":
             self._open_recall(record.recall_opened)
-            return
+            return []
         if kind == "location_registered":
             loc = record.location_registered
             self.owners[loc.location_id] = loc.participant_id
-            return
+            return []
         if kind == "aggregation":
             self.packed.setdefault(record.aggregation.parent_sscc, []).append(seq)
-            return
+            return []
         effs = effects(record, seq, self)
         if kind == "scan" and self.rescan(record, effs):
-            return
+            return []
         nodes = [self.node(e.label) for e in effs]
         if kind == "scan":
             self._scan(seq, record.scan, effs, nodes)
@@ -293,6 +296,7 @@ class TraceIndex:
                     found.append(nodes[0])
         for e, n in zip(effs, nodes, strict=True):
             self._update(n, seq, e)
+        return effs
 
     def rescan(self, record: records_pb2.Record, effs: list[Effect]) -> bool:
         """A ship scan of an SSCC already shipped, or a receive scan of one already received:
