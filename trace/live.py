@@ -71,6 +71,7 @@ class LiveIndex:
             self._apply(batch)
             if progress is not None:
                 progress(start + len(chunk))
+        self.index.refresh_adjacency()
         settle()
         self._thread = threading.Thread(target=self._follow, name="lotledger-indexer", daemon=True)
         self._thread.start()
@@ -111,6 +112,8 @@ class LiveIndex:
         while (batch := self._queue.get()) is not _STOP:
             try:
                 self._apply(batch)
+                with self._lock:
+                    self.index.refresh_adjacency()
                 if self.index.size - self._snapshot_size >= self.snapshot_every:
                     self.save_snapshot()
             except Exception:  # noqa: BLE001 - a bad record must not stop indexing the rest

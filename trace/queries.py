@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cached_property
+from itertools import chain, repeat
 
 import rustworkx as rx
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -229,9 +230,9 @@ def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] 
         return ShipmentView(label[len(SHIPMENT) :], -1, "", "", "", None, (), (), received)
     record = reader.record(seq)
     lots: dict[tuple[str, str], int] = defaultdict(int)
-    for edge, (src, dst, edge_seq) in index.graph.incident_edge_index_map(node, all_edges=True).items():
-        key = index.label(src)
-        if dst != node or edge_seq != seq or (only is not None and key not in only):
+    for edge in index.graph.in_edge_indices(node):
+        key = index.label(index.edge_src[edge])
+        if index.edge_seq[edge] != seq or (only is not None and key not in only):
             continue
         flow = index.flow(edge)
         if flow is not None:
@@ -276,16 +277,18 @@ class TraceEdge:
 @dataclass
 class TraceResult:
     """A closure as rustworkx hands it back: graph nodes in breadth-first order, their depths,
-    and the edges among them as (source node, target node, seq) in the direction product
-    flows. Labels, parents and paths are made only when asked for (nodes are never removed
-    from the index, so its labels stay valid)."""
+    and the edges among them (in the direction product flows) as columns copied out of the
+    index, so the result stays right while the index moves on. Labels, parents and paths are
+    made only when asked for (nodes are never removed from the index, so labels stay valid)."""
 
     start: str
     direction: str  # "up" or "down"
     nodes: list[int]
     depths: list[int]
-    edge_list: list[tuple[int, int, int]]
-    edge_ids: list[int]  # the index's edge index of each edge in edge_list
+    edge_ids: list[int]  # the index's edge indices, and each edge's columns:
+    edge_src: Sequence[int]
+    edge_dst: Sequence[int]
+    edge_seq: Sequence[int]
     label: Callable[[int], str]
     elapsed_ms: float = 0.0
     lot_views: dict[str, LotView] = field(default_factory=dict)
@@ -293,8 +296,12 @@ class TraceResult:
     quantities: dict[tuple[int, int], list[tuple[Decimal, str]]] = field(default_factory=dict)  # (source, seq)
 
     @cached_property
+    def edge_list(self) -> list[tuple[int, int, int]]:
+        return list(zip(self.edge_src, self.edge_dst, self.edge_seq, strict=True))
+
+    @cached_property
     def labels(self) -> list[str]:
-        return [self.label(n) for n in self.nodes]
+        return list(map(self.label, self.nodes))
 
     @cached_property
     def depth(self) -> dict[str, int]:
@@ -356,57 +363,44 @@ def _micros(when: datetime | None, default: int) -> int:
     return int(when.timestamp() * 1_000_000)
 
 
-_Closure = tuple[list[int], list[int], list[tuple[int, int, int]], list[int]]
+_Closure = tuple[list[int], list[int], list[int]]  # nodes, their depths, edge indices
 
 
 def _closure(index: TraceIndex, start: int) -> _Closure:
-    """The whole downstream closure: rustworkx finds the nodes and their layers natively; the
-    edges come one native call per node, never a Python step per edge. (Upstream closures are
-    small, a few inputs deep, and `_walk` does them faster than rx.ancestors, whose per-call
-    cost grows with the size of the whole graph.)"""
-    graph = index.graph
-    layers = rx.bfs_layers(graph, [start])
-    nodes = [n for layer in layers for n in layer]
-    depths = [d for d, layer in enumerate(layers) for _ in layer]
-    edges: list[tuple[int, int, int]] = []
-    ids: list[int] = []
-    for n in nodes:
-        out = graph.incident_edge_index_map(n)
-        ids.extend(out.keys())
-        edges.extend(out.values())
-    return nodes, depths, edges, ids
+    """The whole downstream closure: rustworkx finds the nodes and their layers natively, and
+    the index's out-edge arrays give their edges, never a Python step per edge."""
+    layers = rx.bfs_layers(index.graph, [start])
+    nodes = list(chain.from_iterable(layers))
+    depths = list(chain.from_iterable(repeat(d, len(layer)) for d, layer in enumerate(layers)))
+    return nodes, depths, index.out_edge_ids(nodes)
 
 
 def _walk(
     index: TraceIndex, start: int, forward: bool, depth: int | None, since: datetime | None, until: datetime | None
 ) -> _Closure:
-    """Breadth-first in Python, one native call per node: for upstream, and for what the
-    native closure cannot do (stop at a depth, or skip edges whose record names an event time
-    outside [since, until])."""
-    graph = index.graph
-    step, step_ids = (graph.out_edges, graph.out_edge_indices) if forward else (graph.in_edges, graph.in_edge_indices)
+    """Breadth-first in Python, one native call per node: for upstream (rustworkx has no
+    native breadth-first walk against the edges), and for what the native closure cannot do
+    (stop at a depth, or skip edges whose record names an event time outside [since, until])."""
+    step = index.graph.out_edge_indices if forward else index.graph.in_edge_indices
+    far = index.edge_dst if forward else index.edge_src
     lo, hi = _micros(since, -(2**63)), _micros(until, 2**63 - 1)
     windowed = since is not None or until is not None
-    times = index.seq_time
+    times, seqs = index.seq_time, index.edge_seq
     seen = {start: 0}
-    edges: list[tuple[int, int, int]] = []
     ids: list[int] = []
     queue = [start]
     for node in queue:  # the list grows as we go
         d = seen[node] + 1
         if depth is not None and d > depth:
             continue
-        # (both calls walk the node's edges in the same order)
-        for i, edge in zip(step_ids(node), step(node), strict=True):
-            if windowed and (t := times[edge[2]]) and not lo <= t <= hi:
+        for i in step(node):
+            if windowed and (t := times[seqs[i]]) and not lo <= t <= hi:
                 continue
-            nxt = edge[1] if forward else edge[0]
-            edges.append(edge)
             ids.append(i)
-            if nxt not in seen:
+            if (nxt := far[i]) not in seen:
                 seen[nxt] = d
                 queue.append(nxt)
-    return queue, [seen[n] for n in queue], edges, ids
+    return queue, [seen[n] for n in queue], ids
 
 
 def trace(
@@ -428,10 +422,10 @@ def trace(
     start = _node(index, lot_key)
     forward = direction == "down"
     if forward and depth is None and since is None and until is None:
-        nodes, depths, edges, ids = _closure(index, start)
+        nodes, depths, ids = _closure(index, start)
     else:
-        nodes, depths, edges, ids = _walk(index, start, forward, depth, since, until)
-    result = TraceResult(lot_key, direction, nodes, depths, edges, ids, index.label)
+        nodes, depths, ids = _walk(index, start, forward, depth, since, until)
+    result = TraceResult(lot_key, direction, nodes, depths, ids, *index.edge_columns(ids), index.labels.__getitem__)
     if details:
         _add_details(index, result)
     result.elapsed_ms = (time.perf_counter() - started) * 1e3
@@ -450,7 +444,7 @@ def _add_details(index: TraceIndex, result: TraceResult) -> None:
     wanted = {seq for seqs in made.values() for seq in seqs}
     wanted.update(index.shipment_seq[n] for n in ships if index.shipment_seq[n] >= 0)
     reader.records(wanted)
-    for (src, _, seq), edge in zip(result.edge_list, result.edge_ids, strict=True):
+    for src, seq, edge in zip(result.edge_src, result.edge_seq, result.edge_ids, strict=True):
         if (src, seq) in result.quantities:
             continue
         flow = index.flow(edge)

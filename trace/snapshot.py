@@ -6,8 +6,8 @@ can be deleted at any time and is rebuilt from the log. A snapshot names the log
 and the leaf hash of its last entry; if the log at that size has another leaf (a restored or
 replaced data directory), the snapshot is ignored and the index is rebuilt.
 
-The format is plain data, never code: the index's flat arrays as raw machine words, the edge
-list as three arrays, node labels and the few sparse maps as JSON. Loading it is a few bulk
+The format is plain data, never code: the index's flat arrays as raw machine words (the edges
+are five of them), node labels and the few sparse maps as JSON. Loading it is a few bulk
 copies (about a second at a million lots) and cannot execute anything, so a damaged or
 planted snapshot can at worst be refused, never run.
 """
@@ -30,7 +30,10 @@ from lotledger.trace.records import Records
 
 log = logging.getLogger("lotledger.trace")
 
-FORMAT = f"lotledger-trace-snapshot/4 {sys.byteorder}".encode()
+FORMAT = f"lotledger-trace-snapshot/5 {sys.byteorder}".encode()
+
+# Per-edge arrays (TraceIndex.edge_<name>), saved in edge index order: (name, typecode).
+_EDGE_ARRAYS = {"src": "i", "dst": "i", "seq": "q", "amount": "q", "unit": "i"}
 
 # Flat arrays saved as they are: (attribute path, typecode).
 _ARRAYS = {
@@ -68,22 +71,15 @@ def _set(index: TraceIndex, path: str, value: Any) -> None:
 
 def dump(index: TraceIndex, alerts: list[Alert]) -> dict[str, bytes]:
     """The index as named byte strings."""
-    labels = index.graph.nodes()
-    edges = index.graph.weighted_edge_list()
-    parts = {
-        "labels": json.dumps(labels).encode(),
-        "edges.src": array("q", (s for s, _, _ in edges)).tobytes(),
-        "edges.dst": array("q", (d for _, d, _ in edges)).tobytes(),
-        "edges.seq": array("q", (w for _, _, w in edges)).tobytes(),
-        "qc": bytes(index.qc),
-    }
+    parts = {"labels": json.dumps(index.labels).encode(), "qc": bytes(index.qc)}
     # Edge arrays are keyed by edge index, which has holes after corrections; a restore numbers
-    # the edges 0.. in this same order (edge_indices and weighted_edge_list agree on it).
+    # the edges 0.. in edge index order, so the arrays are saved in that order without holes.
     ids = index.graph.edge_indices()
-    if len(ids) != len(edges):
-        raise ValueError("edge indices and edge list differ")
-    parts["edges.amount"] = array("q", (index.edge_amount[i] for i in ids)).tobytes()
-    parts["edges.unit"] = array("i", (index.edge_unit[i] for i in ids)).tobytes()
+    for name, code in _EDGE_ARRAYS.items():
+        column = getattr(index, f"edge_{name}")
+        if len(ids) != len(column):
+            column = array(code, map(column.__getitem__, ids))
+        parts[f"edges.{name}"] = column.tobytes()
     for path in _ARRAYS:
         parts[path] = _get(index, path).tobytes()
     sparse = {
@@ -108,19 +104,23 @@ def restore(parts: dict[str, bytes], records: Records) -> tuple[TraceIndex, list
     """The inverse of dump. Raises ValueError (or KeyError) on anything inconsistent."""
     index = TraceIndex(records)
     labels: list[str] = json.loads(parts["labels"])
-    index.graph.add_nodes_from(labels)
+    index.graph.add_nodes_from([None] * len(labels))
+    index.labels = labels
     index.nodes = {label: i for i, label in enumerate(labels)}
-    src, dst, seq = (array("q", parts[f"edges.{name}"]) for name in ("src", "dst", "seq"))
-    if not len(src) == len(dst) == len(seq):
+    for name, code in _EDGE_ARRAYS.items():
+        setattr(index, f"edge_{name}", array(code, parts[f"edges.{name}"]))
+    if len({len(getattr(index, f"edge_{name}")) for name in _EDGE_ARRAYS}) != 1:
         raise ValueError("edge arrays differ in length")
-    index.graph.extend_from_weighted_edge_list(list(zip(src, dst, seq, strict=True)))
-    index.edge_amount, index.edge_unit = array("q", parts["edges.amount"]), array("i", parts["edges.unit"])
-    if not len(index.edge_amount) == len(index.edge_unit) == len(seq):
-        raise ValueError("edge flow arrays do not match the edge count")
+    n = len(labels)
+    try:
+        index.graph.extend_from_edge_list(list(zip(index.edge_src, index.edge_dst, strict=True)))
+    except OverflowError as e:  # a negative node index
+        raise ValueError("an edge names a node the snapshot does not have") from e
+    if index.graph.num_nodes() != n:  # rustworkx adds the nodes an edge names beyond the last
+        raise ValueError("an edge names a node the snapshot does not have")
     index.qc = bytearray(parts["qc"])
     for path, code in _ARRAYS.items():
         _set(index, path, array(code, parts[path]))
-    n = len(labels)
     per_node = [index.qc, index.qc_seq, index.expiry, index.shipment_seq, index.fact_head]
     if any(len(a) != n for a in [*per_node, index.holdings.pair, index.holdings.amount]):
         raise ValueError("per-node arrays do not match the node count")

@@ -26,18 +26,25 @@ from lotledger.trace.records import ListRecords
 from lotledger.v1 import records_pb2
 
 
-def build(records: list[records_pb2.Record]) -> TraceIndex:
+def build(records: list[records_pb2.Record], adjacency_at: float | None = None) -> TraceIndex:
+    """`adjacency_at`: build the out-edge arrays once this fraction of the records is in (the
+    rest then goes beside them, or drops them at a correction); None: never."""
     source = ListRecords()
     index = TraceIndex(source)
-    for record in records:
+    for i, record in enumerate(records):
+        if adjacency_at is not None and i == int(len(records) * adjacency_at):
+            index.refresh_adjacency()
         index.apply(source.append(record), record)
+    if adjacency_at == 1.0:
+        index.refresh_adjacency()
     return index
 
 
+@pytest.mark.parametrize("adjacency_at", [None, 0.5, 1.0])
 @pytest.mark.parametrize("seed", range(6))
-def test_traces_match_the_reference(seed: int) -> None:
+def test_traces_match_the_reference(seed: int, adjacency_at: float | None) -> None:
     records = generate(seed)
-    index = build(records)
+    index = build(records, adjacency_at)
     adj = reference_edges(records)
     rev = reverse(adj)
     flows = reference_flows(records)

@@ -3,8 +3,10 @@ full rebuild and the brute-force reference do; a snapshot of another log is igno
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
+import pytest
 from helpers import make_world, shipment, signed
 from supply_chain import bfs, generate, reference_edges, reverse
 
@@ -13,7 +15,7 @@ from lotledger.trace.index import TraceIndex
 from lotledger.trace.live import LiveIndex
 from lotledger.trace.queries import balances, downstream, upstream
 from lotledger.trace.records import ListRecords
-from lotledger.trace.snapshot import SnapshotStore, dump
+from lotledger.trace.snapshot import SnapshotStore, dump, restore
 
 
 def test_snapshot_round_trip_then_catch_up_matches_the_reference(tmp_path: Path) -> None:
@@ -45,14 +47,16 @@ def test_snapshot_round_trip_then_catch_up_matches_the_reference(tmp_path: Path)
     a, b = dump(restored, []), dump(full, [])
     for name in ("labels", "qc", "qc_seq", "expiry", "shipment_seq", "holdings.amount", "seq_time", "sparse"):
         assert a[name] == b[name], name
-    assert sorted(restored.graph.weighted_edge_list()) == sorted(full.graph.weighted_edge_list())
+    assert sorted(restored.edge_list()) == sorted(full.edge_list())
     assert flows(restored) == flows(full)
 
 
 def flows(index: TraceIndex) -> list[tuple[int, int, int, tuple[str, int] | None]]:
     """Every edge with what flowed along it (the per-edge arrays, by edge index)."""
-    ids, edges = index.graph.edge_indices(), index.graph.weighted_edge_list()
-    return sorted((*edge, index.flow(i)) for i, edge in zip(ids, edges, strict=True))
+    ids = list(index.graph.edge_indices())
+    return sorted(
+        (*edge, index.flow(i)) for i, edge in zip(ids, zip(*index.edge_columns(ids), strict=True), strict=True)
+    )
 
 
 def test_live_index_restarts_from_its_snapshot_and_catches_up(tmp_path: Path) -> None:
@@ -98,3 +102,23 @@ def test_a_snapshot_of_another_log_is_ignored(tmp_path: Path) -> None:
         live.close()
     finally:
         ledger_b.close()
+
+
+def test_a_damaged_snapshot_is_refused_not_loaded(tmp_path: Path) -> None:
+    records = generate(3, runs=20, corrections=2)
+    source = ListRecords(records)
+    index = TraceIndex(source)
+    for seq, record in enumerate(records):
+        index.apply(seq, record)
+    parts = dump(index, [])
+    n = index.graph.num_nodes()
+    beyond = array("i", parts["edges.dst"])
+    beyond[0] = n  # an edge to a node the snapshot does not have
+    negative = array("i", parts["edges.src"])
+    negative[0] = -1
+    short = parts["edges.seq"][:-8]  # one seq missing
+    for name, blob in (("edges.dst", beyond.tobytes()), ("edges.src", negative.tobytes()), ("edges.seq", short)):
+        with pytest.raises(ValueError):
+            restore({**parts, name: blob}, source)
+    restored, _ = restore(parts, source)
+    assert restored.edge_list() == index.edge_list()
