@@ -13,10 +13,11 @@ import click
 from google.protobuf import json_format
 
 from lotledger.cli import trace_cmds
+from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.options import DEFAULT_SERVER, client_options, connect, signer_options
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
-from lotledger.cli.verify_cmd import DataDirSource, LiveSource, verify_log
+from lotledger.cli.verify_cmd import BundleSource, DataDirSource, LiveSource, verify_log
 from lotledger.ledger import merkle, policy
 from lotledger.ledger.client import StreamRefusal
 from lotledger.ledger.errors import ProofError
@@ -459,6 +460,11 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Verify a copy of a data directory, with no server.",
 )
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Verify an export bundle (lotledger export), offline.",
+)
 @click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
 @click.option("--server", envvar="LOTLEDGER_SERVER", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option("--json", "as_json", is_flag=True)
@@ -468,6 +474,7 @@ def verify(
     log_key: str,
     since: Path | None,
     data_dir: Path | None,
+    bundle: Path | None,
     no_signatures: bool,
     server: str,
     as_json: bool,
@@ -479,9 +486,13 @@ def verify(
     verifier = _log_verifier(log_key)
     since_note = since.read_bytes() if since else None
     progress = Progress("verified", None, enabled=not quiet)
-    source: Any
+    if data_dir is not None and bundle is not None:
+        fail("pass --data-dir or --bundle, not both", ExitCode.USAGE)
+    source: DataDirSource | BundleSource | LiveSource
     if data_dir is not None:
         source = DataDirSource(data_dir)
+    elif bundle is not None:
+        source = BundleSource(bundle)
     else:
         source = LiveSource(connect(server))
     try:
@@ -489,10 +500,7 @@ def verify(
             source, verifier, since_note=since_note, check_signatures=not no_signatures, progress=progress
         )
     finally:
-        if isinstance(source, DataDirSource):
-            source.close()
-        else:
-            source.client.close()
+        source.close()
     data = {
         "ok": True,
         "origin": report.origin,
@@ -510,6 +518,35 @@ def verify(
         click.echo(
             f"OK: {report.size} entries of {report.origin} verified{sig_text}; root {report.root_hash.hex()} "
             f"matches the signed checkpoint{since_text} ({report.seconds:.2f}s)"
+        )
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The bundle file to write.")
+@click.option("--to", "tree_size", default=0, help="End at the checkpoint issued at this tree size (default: latest).")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+@client_options
+@handles_errors
+def export(out: Path, tree_size: int, quiet: bool, server: str, as_json: bool) -> None:
+    """Write the log, up to a signed checkpoint, to one self-contained bundle file that
+    `lotledger verify --bundle FILE --log-key VKEY` checks offline."""
+    with connect(server) as client:
+        report = export_bundle(client, out, tree_size=tree_size, progress=Progress("exported", None, enabled=not quiet))
+    data = {
+        "out": str(out),
+        "origin": report.origin,
+        "tree_size": report.tree_size,
+        "root_hash": report.root_hash.hex(),
+        "bytes": report.bytes_written,
+        "seconds": round(report.seconds, 3),
+    }
+    if as_json:
+        emit_json(data)
+    else:
+        mb = report.bytes_written / 1e6
+        click.echo(
+            f"{out}: {report.tree_size} entries of {report.origin} up to the checkpoint with root "
+            f"{report.root_hash.hex()} ({mb:.1f} MB in {report.seconds:.2f}s)"
         )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from lotledger.ledger.bundle import BundleReader
 from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import StorageError, VerificationFailed
 from lotledger.ledger.store import Store, u64
@@ -46,6 +47,9 @@ class LiveSource:
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
         return list(self.client.consistency_proof(old_size, new_size).proof)
 
+    def close(self) -> None:
+        self.client.close()
+
 
 class DataDirSource:
     """A copy of a data directory, opened read-only with no server. Only the entries and the
@@ -82,6 +86,43 @@ class DataDirSource:
 
     def close(self) -> None:
         self.store.close()
+
+
+class BundleSource:
+    """An export bundle (ledger/bundle.py), read once, front to back, in constant memory.
+    Nothing in it is trusted: verify_log checks it exactly as it checks a live server."""
+
+    def __init__(self, path: Path):
+        self.file = path.open("rb")
+        try:
+            self.reader = BundleReader(self.file)
+        except BaseException:
+            self.file.close()
+            raise
+
+    def checkpoint_note(self) -> bytes:
+        return self.reader.note
+
+    def entries(self, start: int, end: int) -> Iterator[bytes]:
+        seq = 0
+        for entry in self.reader.entries():
+            if seq >= end:
+                raise VerificationFailed(
+                    f"the bundle holds more entries than its checkpoint's {end}", seq=seq, reason="EXTRA_ENTRIES"
+                )
+            if seq >= start:
+                yield entry
+            seq += 1
+        if seq != end:
+            raise VerificationFailed(
+                f"the bundle holds {seq} entries but its checkpoint covers {end}", seq=seq, reason="TRUNCATED"
+            )
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
+        return None  # the old root is recomputed from the entries themselves
+
+    def close(self) -> None:
+        self.file.close()
 
 
 @dataclass

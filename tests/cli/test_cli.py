@@ -5,59 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import SHIPMENT, run
 
-from lotledger.cli.main import main
-from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.server import LedgerServer
 from lotledger.v1 import records_pb2
-
-SHIPMENT = {
-    "shipment": {
-        "shipmentId": "SH-100",
-        "lots": [{"lot": {"gtin": "09520000000011", "lot": "L7"}, "quantity": {"amount": "12.5", "unit": "KGM"}}],
-        "fromParticipant": "acme",
-        "toParticipant": "plant",
-        "shippedAt": "2026-01-05T10:00:00Z",
-    }
-}
-
-
-def run(*args: str, ok: bool = True, input: str | None = None) -> Result:
-    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, f"{args}: {result.output}"
-    return result
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[SimpleNamespace]:
-    data = tmp_path / "data"
-    out = json.loads(run("init", str(data), "--origin", "cli.example.com/lotledger", "--json").stdout)
-    server = LedgerServer(data, "127.0.0.1:0", config=LedgerConfig(checkpoint_interval=0.05)).start()
-    supplier_key = tmp_path / "acme.key"
-    run("keys", "generate", str(supplier_key))
-    run(
-        "keys",
-        "register",
-        "--id",
-        "acme",
-        "--role",
-        "supplier",
-        "--public-key",
-        f"{supplier_key}.pub",
-        "--server",
-        server.address,
-        "--key",
-        str(data / "keys" / "admin.key"),
-    )
-    yield SimpleNamespace(data=data, server=server, vkey=out["log_verifier_key"], key=supplier_key, tmp=tmp_path)
-    server.stop(grace=1)
 
 
 def test_init_writes_keys_and_prints_the_verifier_key(tmp_path: Path) -> None:
