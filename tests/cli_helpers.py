@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from click.testing import CliRunner, Result
 
 from lotledger.cli.main import main
@@ -22,3 +25,14 @@ def run(*args: str, ok: bool = True, input: str | None = None) -> Result:
     if ok:
         assert result.exit_code == 0, f"{args}: {result.output}"
     return result
+
+
+def shipments_file(path: Path, prefix: str, n: int) -> Path:
+    """`n` distinct shipments as a .jsonl file (record ids `<prefix>-<i>`)."""
+    docs = []
+    for i in range(n):
+        doc = json.loads(json.dumps(SHIPMENT))
+        doc["recordId"], doc["shipment"]["shipmentId"] = f"{prefix}-{i}", f"SHIP-{prefix.upper()}-{i:04d}"
+        docs.append(json.dumps(doc))
+    path.write_text("\n".join(docs) + "\n")
+    return path

@@ -9,7 +9,7 @@ import struct
 from types import SimpleNamespace
 
 import pytest
-from cli_helpers import SHIPMENT, run
+from cli_helpers import run, shipments_file
 
 from lotledger.cli.verify_cmd import BundleSource, verify_log
 from lotledger.ledger.bundle import MAGIC
@@ -22,13 +22,7 @@ from lotledger.signing.note import NoteSigner, NoteVerifier, sign_note
 def bundle(live: SimpleNamespace) -> SimpleNamespace:
     """A bundle of 14 entries (the admin's key registration, acme's, 12 shipments)."""
     srv = ["--server", live.server.address]
-    lines = live.tmp / "many.jsonl"
-    docs = []
-    for i in range(12):
-        doc = json.loads(json.dumps(SHIPMENT))
-        doc["recordId"], doc["shipment"]["shipmentId"] = f"b-{i}", f"SH-B-{i:04d}"
-        docs.append(json.dumps(doc))
-    lines.write_text("\n".join(docs) + "\n")
+    lines = shipments_file(live.tmp / "many.jsonl", "b", 12)
     run("append", str(lines), *srv, "--key", str(live.key), "--participant", "acme")
     live.server.ledger.sign_checkpoint_now()
     path = live.tmp / "log.bundle"

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-from cli_helpers import SHIPMENT, run
+from cli_helpers import SHIPMENT, run, shipments_file
 
 from lotledger.v1 import records_pb2
 
@@ -80,14 +80,7 @@ def test_unreachable_server_exits_3(tmp_path: Path) -> None:
 
 def test_verify_data_dir_names_the_tampered_entry(live: SimpleNamespace) -> None:
     srv = ["--server", live.server.address]
-    lines = live.tmp / "many.jsonl"
-    docs = []
-    for i in range(12):
-        doc = json.loads(json.dumps(SHIPMENT))
-        doc["recordId"] = f"tamper-{i}"
-        doc["shipment"]["shipmentId"] = f"SHIP-UNIQUE-{i:04d}"
-        docs.append(json.dumps(doc))
-    lines.write_text("\n".join(docs) + "\n")
+    lines = shipments_file(live.tmp / "many.jsonl", "tamper", 12)
     results = json.loads(
         run("append", str(lines), *srv, "--key", str(live.key), "--participant", "acme", "--json").stdout
     )
@@ -102,7 +95,7 @@ def test_verify_data_dir_names_the_tampered_entry(live: SimpleNamespace) -> None
     shutil.copytree(live.data, copy)
     mdb = copy / "ledger" / "data.mdb"
     blob = bytearray(mdb.read_bytes())
-    needle = b"SHIP-UNIQUE-0007"
+    needle = b"SHIP-TAMPER-0007"
     # Copy-on-write leaves stale copies of pages in the file: flip the byte in every copy,
     # so the live page is certainly among them.
     at = blob.find(needle)
