@@ -31,7 +31,6 @@ def export_bundle(
     leaves `out.partial`, never a bundle that looks whole."""
     started = time.monotonic()
     cp = client.checkpoint(tree_size)
-    origin = cp.note.split(b"\n", 1)[0].decode("utf-8", "replace")
     partial = out.with_name(out.name + ".partial")
     with partial.open("wb") as f:
         writer = BundleWriter(f, note=cp.note)
@@ -47,4 +46,4 @@ def export_bundle(
         f.flush()
         os.fsync(f.fileno())
     partial.replace(out)
-    return ExportReport(origin, cp.size, cp.root_hash, out.stat().st_size, time.monotonic() - started)
+    return ExportReport(writer.origin, cp.size, cp.root_hash, out.stat().st_size, time.monotonic() - started)

@@ -57,8 +57,9 @@ class BundleWriter:
     def __init__(self, out: BinaryIO, *, note: bytes):
         self.out = out
         self.entries = 0
+        self.origin, self.tree_size = _peek(note)
         out.write(MAGIC)
-        self._frame(b"H", _header(*_peek(note)))
+        self._frame(b"H", _header(self.origin, self.tree_size))
         self._frame(b"C", note)
 
     def _frame(self, tag: bytes, payload: bytes) -> None:
@@ -88,7 +89,8 @@ def _header(origin: str, tree_size: int) -> bytes:
 
 
 class BundleReader:
-    """Reads a bundle front to back: `header` and `note` on opening, then `entries()` once."""
+    """Reads a bundle front to back: the checkpoint `note` (with the `origin` and `tree_size`
+    it states, unverified) on opening, then `entries()` once."""
 
     def __init__(self, src: BinaryIO):
         self.src = src
@@ -100,17 +102,20 @@ class BundleReader:
         if header != _header(self.origin, self.tree_size):
             raise _bad(f"the header does not match its checkpoint ({self.origin!r}, {self.tree_size} entries)")
 
-    def _frame(self) -> tuple[bytes, bytes]:
+    def _frame(self, entries: int | None = None) -> tuple[bytes, bytes]:
+        """The next frame. `entries`: how many entries came before it, to name the place."""
+        where = "" if entries is None else f" after {entries} entries"
         head = self.src.read(_HEAD.size)
         if len(head) != _HEAD.size:
             what = "in the middle of a frame's tag and length" if head else "where a frame was due"
-            raise _bad(f"the file is cut short {what}", "TRUNCATED")
+            raise _bad(f"the file is cut short {what}{where}", "TRUNCATED", entries)
         tag, length = _HEAD.unpack(head)
         if length > MAX_FRAME:
-            raise _bad(f"the {_name(tag)} claims {length} bytes, more than any frame may hold")
+            raise _bad(f"the {_name(tag)} claims {length} bytes, more than any frame may hold{where}", seq=entries)
         payload = self.src.read(length)
         if len(payload) != length:
-            raise _bad(f"the file is cut short inside the {_name(tag)} ({len(payload)} of {length} bytes)", "TRUNCATED")
+            got = f"{len(payload)} of {length} bytes"
+            raise _bad(f"the file is cut short inside the {_name(tag)} ({got}){where}", "TRUNCATED", entries)
         return tag, payload
 
     def _expect(self, tag: bytes, what: str) -> bytes:
@@ -123,10 +128,7 @@ class BundleReader:
         """Each entry's bytes in order; checks the trailer after the last one."""
         count = 0
         while True:
-            try:
-                tag, payload = self._frame()
-            except VerificationFailed as e:
-                raise _bad(f"{e.message.removeprefix('bundle: ')} after {count} entries", e.reason, count) from e
+            tag, payload = self._frame(count)
             if tag == b"E":
                 count += 1
                 yield payload

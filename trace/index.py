@@ -4,8 +4,8 @@ Nodes are lots (labelled by lot key) and shipments (labelled "shipment:<id>"); e
 way product flows: input lot -> output lot (a production run consumed it) and lot -> shipment
 (it was shipped). Edges carry no payload: their endpoints and the seq of the entry behind them
 are kept in flat arrays by edge index, so that a query turns the edge indices rustworkx hands
-it into edges without a Python object per edge, and the graph holds no int object per edge
-(about 80 MiB at a million lots). Participants are not
+it into edges without a Python object per edge, and the graph holds no int object per edge.
+Participants are not
 nodes: suppliers and consignees are read from the records, so a traversal can never leak from
 one participant's lots into another's through the participant.
 
