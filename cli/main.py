@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from lotledger.cli import trace_cmds
 from lotledger.cli.export_cmd import export_bundle
-from lotledger.cli.options import DEFAULT_SERVER, client_options, connect, signer_options
+from lotledger.cli.options import DEFAULT_SERVER, client_options, connect, signer_options, verifier_key_arg
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
 from lotledger.cli.verify_cmd import BundleSource, DataDirSource, LiveSource, verify_log
@@ -24,7 +24,7 @@ from lotledger.ledger.errors import ProofError
 from lotledger.ledger.log import AppendResult, Ledger, LedgerConfig
 from lotledger.ledger.records import sign
 from lotledger.signing.keys import SigningKey, VerifyKey
-from lotledger.signing.note import NoteSigner, NoteVerifier
+from lotledger.signing.note import NoteSigner
 from lotledger.v1 import records_pb2
 
 
@@ -46,21 +46,6 @@ def _load_signer(
     if not participant:
         fail("no participant: pass --participant ID or set LOTLEDGER_PARTICIPANT", ExitCode.USAGE)
     return SigningKey.load(key_path), participant
-
-
-def _log_verifier(log_key: str) -> NoteVerifier:
-    """--log-key takes the verifier key string itself or a file that holds it."""
-    text = log_key
-    path = Path(log_key)
-    if "+" not in log_key or path.is_file():
-        try:
-            text = path.read_text().strip()
-        except OSError as e:
-            fail(
-                f"--log-key: {log_key!r} is neither a verifier key (name+hash+key) nor a readable file: {e}",
-                ExitCode.USAGE,
-            )
-    return NoteVerifier.from_string(text)
 
 
 def _result_json(r: AppendResult, record_id: str) -> dict[str, Any]:
@@ -483,7 +468,7 @@ def verify(
     """Check the whole log with no trust in the server: every chain link, signature (against
     the key history as of each entry), record, the Merkle root against the signed checkpoint,
     and with --since, that the log extends that earlier checkpoint."""
-    verifier = _log_verifier(log_key)
+    verifier = verifier_key_arg(log_key, "--log-key")
     since_note = since.read_bytes() if since else None
     progress = Progress("verified", None, enabled=not quiet)
     if data_dir is not None and bundle is not None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from lotledger.cli.output import ExitCode, fail
 from lotledger.ledger.client import LedgerClient
+from lotledger.signing.note import NoteVerifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,3 +54,19 @@ def client_options(fn: F) -> F:
 
 def signer_options(fn: F) -> F:
     return server_option(key_option(participant_option(json_option(fn))))
+
+
+def verifier_key_arg(value: str, option: str) -> NoteVerifier:
+    """A verifier key option (--log-key, --witness...) takes the key string itself
+    (name+hash+key) or a file that holds it. Exits with a usage error naming the option."""
+    text = value
+    path = Path(value)
+    if "+" not in value or path.is_file():
+        try:
+            text = path.read_text().strip()
+        except OSError as e:
+            fail(
+                f"{option}: {value!r} is neither a verifier key (name+hash+key) nor a readable file: {e}",
+                ExitCode.USAGE,
+            )
+    return NoteVerifier.from_string(text)
