@@ -1,7 +1,7 @@
 """`lotledger export-tiles DIR` against real servers: the directory is a tlog-tiles log whose
 tiles rebuild the signed root and prove entries; a re-run after the log grew fetches only the new
 entries, writes only new files and never touches a full tile; a directory whose checkpoint is
-from another history (same origin, same log key), ahead of the server, or whose tiles were
+from another history (same origin, same log key) or another log, ahead of the server, or whose tiles were
 altered is refused with exit 1 and left as it was."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.server import LedgerServer
 from lotledger.signing.keys import SigningKey
-from lotledger.signing.note import Checkpoint, NoteVerifier, open_checkpoint
+from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_note
 
 
 def grow(live: SimpleNamespace, server: LedgerServer, prefix: str, n: int) -> None:
@@ -187,6 +187,14 @@ def test_damaged_directories_and_conflicting_files_are_refused(live: SimpleNames
     assert "tile/0/000.p/22 exists and differs from this log's" in err
     assert open_checkpoint((out / "checkpoint").read_bytes(), NoteVerifier.from_string(live.vkey)).size == 12
     (out / "tile/0/000.p/22").unlink()
+    # a directory holding another log
+    published = (out / "checkpoint").read_bytes()
+    cp = Checkpoint.from_body(published.split(b"\n\n")[0] + b"\n")
+    alien = Checkpoint("elsewhere.example.com/log", cp.size, cp.root_hash)
+    (out / "checkpoint").write_bytes(sign_note(alien.body(), NoteSigner(alien.origin, SigningKey.generate())))
+    err = export(live.server, out, ok=False)["stderr"]
+    assert "holds the log 'elsewhere.example.com/log', the server serves 'cli.example.com/lotledger'" in err
+    (out / "checkpoint").write_bytes(published)
     # a checkpoint signed by another key is refused with --log-key
     with_other_key = live.tmp / "other.vkey"
     other = run("init", str(live.tmp / "other"), "--origin", "cli.example.com/lotledger", "--json").stdout
