@@ -23,7 +23,12 @@ from lotledger.signing.errors import InvalidKey
 from lotledger.signing.keys import VerifyKey
 from lotledger.v1 import records_pb2
 
-MAX_RECORD_BYTES = 64 * 1024
+# 63 KiB, not 64: an Entry must fit the uint16 length of a C2SP tlog-tiles entry bundle (65,535
+# bytes; ledger/tiles.py), and the Entry framing around the record bytes is at most 209 bytes
+# (seq varint 11, prev_hash 34, received_at 24, SignedRecord header 4 + record_bytes header 4 +
+# 64-char key_id 66 + 64-byte signature 66), so the largest entry is 64,721 bytes.
+# tests/ledger/test_tiles.py builds that worst case.
+MAX_RECORD_BYTES = 63 * 1024
 # A stream message batches records up to about 1 MiB; 4 MiB leaves room and still refuses
 # absurd messages before anything parses them.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -52,7 +57,7 @@ _TEXT_LIMIT = 1024
 def decode_record(record_bytes: bytes) -> records_pb2.Record:
     """Parse signed record bytes, refusing what we could not validate.
 
-    Raises RecordTooLarge over 64 KiB, InvalidRecord if the bytes are not a Record or carry
+    Raises RecordTooLarge over MAX_RECORD_BYTES (63 KiB), InvalidRecord if the bytes are not a Record or carry
     fields this version does not know (a signature must not cover data nobody checked).
     """
     if len(record_bytes) > MAX_RECORD_BYTES:
