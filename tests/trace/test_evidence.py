@@ -23,7 +23,7 @@ from lotledger.ledger.merkle import MemoryTree, leaf_hash
 from lotledger.ledger.records import sign
 from lotledger.ledger.tlog_proof import HEADER, format_proof, parse_proof
 from lotledger.signing.keys import SigningKey
-from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, sign_note
+from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, add_signatures, sign_note
 from lotledger.trace import queries, wire
 from lotledger.trace.evidence import assemble, check_evidence, dumps, gather_entries, named_seqs
 from lotledger.trace.index import TraceIndex
@@ -437,6 +437,21 @@ def test_structure_proofs_and_checkpoint(chain: tuple[PureLog, bytes, bytes]) ->
     fails(log, down.replace(b'"format"', b'"report": {}, "format"', 1), "appears twice")
     with pytest.raises(VerificationFailed, match="checkpoint signature"):
         check_evidence(down, NoteVerifier.from_key(ORIGIN, SigningKey.generate().public))
+
+
+def test_a_cosigned_checkpoint_is_carried_and_its_other_signatures_ignored(chain: tuple[PureLog, bytes, bytes]) -> None:
+    log, down, _ = chain
+    doc = json.loads(down)
+    note = doc["checkpoint"].encode()
+    cosigned = add_signatures(note, NoteSigner("witness.example.com/w1", SigningKey.generate())).decode()
+    assert cosigned != doc["checkpoint"]
+
+    def cosign(d: dict[str, Any]) -> None:
+        d["checkpoint"] = cosigned
+        for e in d["entries"]:
+            e["proof"] = e["proof"].replace(doc["checkpoint"], cosigned)
+
+    log.check(changed(down, cosign))
 
 
 # ---- the tlog-proof format -----------------------------------------------------------------------------
