@@ -12,7 +12,7 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
-from lotledger.cli import tiles_cmd, trace_cmds
+from lotledger.cli import evidence_cmd, tiles_cmd, trace_cmds
 from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.options import DEFAULT_SERVER, client_options, connect, signer_options, verifier_key_arg
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
@@ -540,6 +540,7 @@ main.add_command(trace_cmds.recall)
 main.add_command(trace_cmds.sources)
 main.add_command(trace_cmds.alerts)
 main.add_command(tiles_cmd.export_tiles_command)
+main.add_command(evidence_cmd.verify_evidence)
 
 
 if __name__ == "__main__":  # pragma: no cover

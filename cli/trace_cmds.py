@@ -13,6 +13,7 @@ import click
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from lotledger.cli.evidence_cmd import consistent_recall, evidence_option, write_evidence
 from lotledger.cli.options import client_options, connect, key_option, participant_option
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 from lotledger.ledger.client import LedgerClient
@@ -36,9 +37,12 @@ def trace() -> None:
     """Trace a lot upstream (to its inputs and suppliers) or downstream (to its customers)."""
 
 
-def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool) -> None:
+def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool, evidence: Path | None) -> None:
     with connect(server) as client:
         response = client.trace(lot, direction, depth)
+        if evidence is not None:
+            query = {"command": "trace", "direction": direction, "lot": lot, "depth": depth}
+            write_evidence(client, query, _as_dict(response), evidence)
     if as_json:
         emit_json(_as_dict(response))
         return
@@ -76,21 +80,23 @@ def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool) -> 
 @trace.command("up")
 @click.argument("lot")
 @click.option("--depth", default=0, help="Levels to follow (0: all).")
+@evidence_option
 @client_options
 @handles_errors
-def trace_up(lot: str, depth: int, server: str, as_json: bool) -> None:
+def trace_up(lot: str, depth: int, evidence_path: Path | None, server: str, as_json: bool) -> None:
     """Inputs of LOT, their inputs, ... down to the suppliers, with QC and quantities."""
-    _trace("up", lot, depth, server, as_json)
+    _trace("up", lot, depth, server, as_json, evidence_path)
 
 
 @trace.command("down")
 @click.argument("lot")
 @click.option("--depth", default=0, help="Levels to follow (0: all).")
+@evidence_option
 @client_options
 @handles_errors
-def trace_down(lot: str, depth: int, server: str, as_json: bool) -> None:
+def trace_down(lot: str, depth: int, evidence_path: Path | None, server: str, as_json: bool) -> None:
     """Lots made from LOT and every shipment of them, to the customers."""
-    _trace("down", lot, depth, server, as_json)
+    _trace("down", lot, depth, server, as_json, evidence_path)
 
 
 @click.command("recall")
@@ -108,6 +114,7 @@ def trace_down(lot: str, depth: int, server: str, as_json: bool) -> None:
     is_flag=True,
     help="Also record the recall in the log (signed): later shipments of these lots raise alerts.",
 )
+@evidence_option
 @key_option
 @participant_option
 @client_options
@@ -118,6 +125,7 @@ def recall(
     reason: str,
     csv_path: Path | None,
     open_recall: bool,
+    evidence_path: Path | None,
     key_path: str | None,
     participant: str | None,
     server: str,
@@ -125,7 +133,12 @@ def recall(
 ) -> None:
     """Every lot and consignee affected by LOTS: mass balances, open shipments, whom to call."""
     with connect(server) as client:
-        r = client.recall(lots, reason, supplier_lots)
+        if evidence_path is None:
+            r = client.recall(lots, reason, supplier_lots)
+        else:  # the downstream traces carry the edges the recall stands on
+            r, downstream = consistent_recall(client, lots, reason, supplier_lots)
+            query = {"command": "recall", "lots": list(lots), "supplier_lots": list(supplier_lots), "reason": reason}
+            write_evidence(client, query, _as_dict(r), evidence_path, [_as_dict(d) for d in downstream])
         if open_recall:
             _open_recall(client, r.triggers, reason, key_path, participant)
     if csv_path:

@@ -135,6 +135,11 @@ class LedgerClient:
         )
         return response
 
+    def get_key(self, key_id: str) -> pb.GetKeyResponse:
+        """Where a key was registered. Raises NotFound for a key the log never registered."""
+        response: pb.GetKeyResponse = self._call(self.stub.GetKey, pb.GetKeyRequest(key_id=key_id))
+        return response
+
     def trace(self, lot: str, direction: str, depth: int = 0) -> trace_pb2.TraceResponse:
         """direction: "up" or "down"."""
         way = trace_pb2.TRACE_DIRECTION_UPSTREAM if direction == "up" else trace_pb2.TRACE_DIRECTION_DOWNSTREAM

@@ -187,6 +187,15 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             new_root=self.ledger.root(size),
         )
 
+    def GetKey(self, request: pb.GetKeyRequest, context: grpc.ServicerContext) -> pb.GetKeyResponse:
+        info = self.ledger.registry.keys.get(request.key_id)
+        if info is None:
+            error = NotFound(f"key {request.key_id} is not registered", field="key_id")
+            return self._abort(context, error)  # type: ignore[no-any-return]
+        return pb.GetKeyResponse(
+            key_id=info.key_id, participant_id=info.participant, registered_seq=info.registered_seq
+        )
+
     # ---- the trace index ---------------------------------------------------------------------
 
     def Trace(self, request: trace_pb2.TraceRequest, context: grpc.ServicerContext) -> trace_pb2.TraceResponse:

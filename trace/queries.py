@@ -160,6 +160,7 @@ class ShipmentView:
     lots: tuple[tuple[str, Decimal, str], ...]  # (lot key, quantity, unit)
     documents: tuple[str, ...]
     received: bool
+    receipts: tuple[int, ...] = ()  # the entries that delivered it (why `received`)
 
 
 _MADE_BY_SCAN = {records_pb2.SCAN_MEANING_RECEIVE: "receive", records_pb2.SCAN_MEANING_PRODUCE: "produce"}
@@ -224,10 +225,11 @@ def lot_view(index: TraceIndex, node: int, reader: _Reader | None = None, made_b
 def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] | None = None) -> ShipmentView:
     """A shipment as its record says, with the lots in it (only those in `only`, if given)."""
     label = index.label(node)
-    received = bool(index.facts(node))
+    receipts = tuple(index.facts(node))  # a shipment node's facts are its deliveries
+    received = bool(receipts)
     seq = index.shipment_seq[node]
     if seq < 0:
-        return ShipmentView(label[len(SHIPMENT) :], -1, "", "", "", None, (), (), received)
+        return ShipmentView(label[len(SHIPMENT) :], -1, "", "", "", None, (), (), received, receipts)
     record = reader.record(seq)
     lots: dict[tuple[str, str], int] = defaultdict(int)
     for edge in index.graph.in_edge_indices(node):
@@ -246,7 +248,9 @@ def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] 
         s = record.scan
         docs = (f"SSCC {s.gs1.sscc}",) if s.gs1.sscc else ()
         owner = index.owner(s.location) or record.submitter  # whose stock it left (trace/effects.py)
-        return ShipmentView(label[len(SHIPMENT) :], seq, owner, "", "", _when(s.scanned_at), amounts, docs, received)
+        return ShipmentView(
+            label[len(SHIPMENT) :], seq, owner, "", "", _when(s.scanned_at), amounts, docs, received, receipts
+        )
     ship = record.shipment
     return ShipmentView(
         ship.shipment_id,
@@ -258,6 +262,7 @@ def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] 
         amounts,
         _docs(ship.documents),
         received,
+        receipts,
     )
 
 

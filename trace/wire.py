@@ -62,6 +62,7 @@ def shipment_pb(ship: ShipmentView) -> pb.ShipmentView:
         documents=list(ship.documents),
         received=ship.received,
         seq=max(ship.seq, 0),
+        receipt_seqs=ship.receipts,
     )
     _ts(ship.shipped_at, out.shipped_at)
     for key, amount, unit in ship.lots:
