@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -348,3 +349,43 @@ def test_the_http_surface(tmp_path: Path, procs: Processes) -> None:
         timeout=60,
     )
     assert second.returncode == 2 and "another witness process" in second.stderr
+
+
+# ---- the log's submitter, in process ----------------------------------------------------------------
+
+
+def test_the_log_keeps_only_cosignatures_that_verify_with_the_configured_key(tmp_path: Path) -> None:
+    from helpers import make_world
+
+    from lotledger.cli.witness_cmd import WitnessService, _Server
+    from lotledger.ledger.witness import Witness
+    from lotledger.ledger.witnessing import WitnessSubmitter, WitnessTarget
+    from lotledger.signing.cosignature import CosignatureSigner
+    from lotledger.signing.keys import SigningKey
+
+    _, ledger = make_world(tmp_path)
+    signer = CosignatureSigner("w.example", SigningKey.generate())
+    (tmp_path / "ws").mkdir()
+    service = WitnessService(Witness(signer, [NoteVerifier.from_string(ledger.log_verifier_key)]), tmp_path / "ws")
+    httpd = _Server(("127.0.0.1", 0), service)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        cp = ledger.sign_checkpoint_now()
+        impostor = CosignatureVerifier.from_string(CosignatureSigner("w.example", SigningKey.generate()).verifier_key)
+        wrong = WitnessSubmitter(ledger, [WitnessTarget(url, impostor)])
+        with pytest.raises(Exception, match="without a cosignature by its configured key"):
+            wrong.submit(wrong.tracks[0], cp)
+        assert ledger.cosignatures(cp.size) == []
+
+        # The witness has cosigned this size already: a fresh submitter says `old 0`, learns the
+        # size from the 409, and asks again with it.
+        right = WitnessSubmitter(ledger, [WitnessTarget(url, CosignatureVerifier.from_string(signer.verifier_key))])
+        right.submit(right.tracks[0], cp)
+        assert right.tracks[0].known_size == cp.size and len(ledger.cosignatures(cp.size)) == 1
+        served = ledger.cosigned_checkpoint().note
+        assert open_cosignatures(served, [CosignatureVerifier.from_string(signer.verifier_key)])[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        ledger.close()
