@@ -14,10 +14,19 @@ from google.protobuf import json_format
 
 from lotledger.cli import evidence_cmd, tiles_cmd, trace_cmds
 from lotledger.cli.export_cmd import export_bundle
-from lotledger.cli.options import DEFAULT_SERVER, client_options, connect, signer_options, verifier_key_arg
+from lotledger.cli.options import (
+    DEFAULT_SERVER,
+    client_options,
+    connect,
+    signer_options,
+    verifier_key_arg,
+    witness_key_arg,
+    witness_target_arg,
+)
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
 from lotledger.cli.verify_cmd import BundleSource, DataDirSource, LiveSource, verify_log
+from lotledger.cli.witness_cmd import witness
 from lotledger.ledger import merkle, policy
 from lotledger.ledger.client import StreamRefusal
 from lotledger.ledger.errors import ProofError
@@ -107,8 +116,22 @@ def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
     "--init", "init_origin", metavar="ORIGIN", help="Initialize DATA_DIR with this origin first if it holds no ledger."
 )
 @click.option("--demo", is_flag=True, help="With a new DATA_DIR: initialize it and load the demo supply chain.")
+@click.option(
+    "--witness",
+    "witnesses",
+    multiple=True,
+    metavar="URL=VKEY",
+    help="Submit each new checkpoint to this witness (c2sp.org/tlog-witness) and keep its cosignature.",
+)
 @handles_errors
-def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: str | None, demo: bool) -> None:
+def serve(
+    data_dir: Path,
+    listen: str,
+    checkpoint_interval: float,
+    init_origin: str | None,
+    demo: bool,
+    witnesses: tuple[str, ...],
+) -> None:
     """Serve a ledger over gRPC until SIGINT or SIGTERM."""
     from lotledger.ledger.server import LedgerServer
 
@@ -121,7 +144,10 @@ def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: 
             f"{data_dir} is not a ledger: run `lotledger init {data_dir} --origin NAME` (or serve --init NAME)",
             ExitCode.USAGE,
         )
-    server = LedgerServer(data_dir, listen, config=LedgerConfig(checkpoint_interval=checkpoint_interval)).start()
+    targets = [witness_target_arg(w, "--witness") for w in witnesses]
+    server = LedgerServer(
+        data_dir, listen, config=LedgerConfig(checkpoint_interval=checkpoint_interval), witnesses=targets
+    ).start()
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -131,6 +157,8 @@ def serve(data_dir: Path, listen: str, checkpoint_interval: float, init_origin: 
     signal.signal(signal.SIGTERM, on_signal)
     note(f"lotledger {server.ledger.origin}: {server.ledger.size} entries, serving on {server.address}")
     note(f"log verifier key: {server.ledger.log_verifier_key}")
+    for t in targets:
+        note(f"witness {t.key.name}: submitting checkpoints to {t.endpoint}")
     stopping.wait()
     note("stopping: finishing calls in flight and the last checkpoint")
     server.stop()
@@ -451,6 +479,14 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
     help="Verify an export bundle (lotledger export), offline.",
 )
 @click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
+@click.option(
+    "--witness",
+    "witness_keys",
+    multiple=True,
+    metavar="VKEY",
+    help="A witness whose cosignature counts toward --quorum: its verifier key, or a file holding it.",
+)
+@click.option("--quorum", type=int, help="Cosignatures required from distinct --witness keys (default: all of them).")
 @click.option("--server", envvar="LOTLEDGER_SERVER", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
@@ -461,28 +497,44 @@ def verify(
     data_dir: Path | None,
     bundle: Path | None,
     no_signatures: bool,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
     server: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Check the whole log with no trust in the server: every chain link, signature (against
     the key history as of each entry), record, the Merkle root against the signed checkpoint,
-    and with --since, that the log extends that earlier checkpoint."""
+    and with --since, that the log extends that earlier checkpoint. With --witness, the
+    checkpoint must carry cosignatures from --quorum of those witnesses."""
     verifier = verifier_key_arg(log_key, "--log-key")
+    witnesses = list(dict.fromkeys(witness_key_arg(w, "--witness") for w in witness_keys))
+    if quorum is None:
+        quorum = len(witnesses)
+    elif not witnesses:
+        fail("--quorum needs --witness keys to count", ExitCode.USAGE)
+    if witnesses and not 1 <= quorum <= len(witnesses):
+        fail(f"--quorum {quorum} cannot be met by {len(witnesses)} distinct --witness key(s)", ExitCode.USAGE)
     since_note = since.read_bytes() if since else None
     progress = Progress("verified", None, enabled=not quiet)
     if data_dir is not None and bundle is not None:
         fail("pass --data-dir or --bundle, not both", ExitCode.USAGE)
     source: DataDirSource | BundleSource | LiveSource
     if data_dir is not None:
-        source = DataDirSource(data_dir)
+        source = DataDirSource(data_dir, min_cosignatures=quorum)
     elif bundle is not None:
         source = BundleSource(bundle)
     else:
-        source = LiveSource(connect(server))
+        source = LiveSource(connect(server), min_cosignatures=quorum)
     try:
         report = verify_log(
-            source, verifier, since_note=since_note, check_signatures=not no_signatures, progress=progress
+            source,
+            verifier,
+            since_note=since_note,
+            check_signatures=not no_signatures,
+            progress=progress,
+            witnesses=witnesses,
+            quorum=quorum,
         )
     finally:
         source.close()
@@ -493,6 +545,7 @@ def verify(
         "root_hash": report.root_hash.hex(),
         "since_size": report.since_size,
         "signatures_checked": report.signatures_checked,
+        "cosigned_by": list(report.cosigned_by),
         "seconds": round(report.seconds, 3),
     }
     if as_json:
@@ -500,9 +553,10 @@ def verify(
     else:
         since_text = f", consistent with the checkpoint of size {report.since_size}" if report.since_size else ""
         sig_text = "" if report.signatures_checked else " (signatures NOT checked)"
+        cosig_text = f", cosigned by {', '.join(report.cosigned_by)}" if report.cosigned_by else ""
         click.echo(
             f"OK: {report.size} entries of {report.origin} verified{sig_text}; root {report.root_hash.hex()} "
-            f"matches the signed checkpoint{since_text} ({report.seconds:.2f}s)"
+            f"matches the signed checkpoint{cosig_text}{since_text} ({report.seconds:.2f}s)"
         )
 
 
@@ -541,6 +595,7 @@ main.add_command(trace_cmds.sources)
 main.add_command(trace_cmds.alerts)
 main.add_command(tiles_cmd.export_tiles_command)
 main.add_command(evidence_cmd.verify_evidence)
+main.add_command(witness)
 
 
 if __name__ == "__main__":  # pragma: no cover

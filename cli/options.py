@@ -10,6 +10,9 @@ import click
 
 from lotledger.cli.output import ExitCode, fail
 from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.witnessing import WitnessTarget
+from lotledger.signing.cosignature import CosignatureVerifier
+from lotledger.signing.errors import InvalidKey
 from lotledger.signing.note import NoteVerifier
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,17 +59,39 @@ def signer_options(fn: F) -> F:
     return server_option(key_option(participant_option(json_option(fn))))
 
 
-def verifier_key_arg(value: str, option: str) -> NoteVerifier:
-    """A verifier key option (--log-key, --witness...) takes the key string itself
-    (name+hash+key) or a file that holds it. Exits with a usage error naming the option."""
-    text = value
+def _key_text(value: str, option: str) -> str:
+    """The key string itself (name+hash+key) or the contents of a file that holds it."""
     path = Path(value)
     if "+" not in value or path.is_file():
         try:
-            text = path.read_text().strip()
+            return path.read_text().strip()
         except OSError as e:
             fail(
                 f"{option}: {value!r} is neither a verifier key (name+hash+key) nor a readable file: {e}",
                 ExitCode.USAGE,
             )
-    return NoteVerifier.from_string(text)
+    return value
+
+
+def verifier_key_arg(value: str, option: str) -> NoteVerifier:
+    """A verifier key option (--log-key, --log...) takes the key string itself
+    (name+hash+key) or a file that holds it. Exits with a usage error naming the option."""
+    return NoteVerifier.from_string(_key_text(value, option))
+
+
+def witness_key_arg(value: str, option: str) -> CosignatureVerifier:
+    """A witness's verifier key (name+hash+base64(0x04 || key), c2sp.org/tlog-cosignature),
+    or a file that holds it. Exits with a usage error naming the option."""
+    try:
+        return CosignatureVerifier.from_string(_key_text(value, option))
+    except InvalidKey as e:
+        fail(f"{option}: not a witness verifier key: {e}", ExitCode.USAGE)
+
+
+def witness_target_arg(value: str, option: str) -> WitnessTarget:
+    """A witness a log submits to: `URL=VKEY` (the submission URL prefix, then its verifier key
+    or a file holding it). Exits with a usage error naming the option."""
+    url, sep, vkey = value.partition("=")
+    if not sep or not url.startswith(("http://", "https://")):
+        fail(f"{option}: {value!r} is not URL=VKEY with an http(s) URL", ExitCode.USAGE)
+    return WitnessTarget(url, witness_key_arg(vkey, option))

@@ -4,16 +4,17 @@ copy of a data directory, and feeds them to the pure LogVerifier. All I/O lives 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from lotledger.ledger.bundle import BundleReader
 from lotledger.ledger.client import LedgerClient
-from lotledger.ledger.errors import StorageError, VerificationFailed
-from lotledger.ledger.store import Store, u64
-from lotledger.ledger.verify import LogVerifier, check_consistency, open_signed_checkpoint
+from lotledger.ledger.errors import NotFound, StorageError, VerificationFailed
+from lotledger.ledger.store import Store, from_u64, u64
+from lotledger.ledger.verify import LogVerifier, check_consistency, check_cosignatures, open_signed_checkpoint
+from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.note import NoteVerifier
 
 
@@ -24,12 +25,19 @@ class EntrySource(Protocol):
 
 
 class LiveSource:
-    """A running server, through the same client partners use."""
+    """A running server, through the same client partners use. With `min_cosignatures`, the
+    latest checkpoint carrying that many witness cosignatures (a newer one may not have them yet)."""
 
-    def __init__(self, client: LedgerClient):
+    def __init__(self, client: LedgerClient, *, min_cosignatures: int = 0):
         self.client = client
+        self.min_cosignatures = min_cosignatures
 
     def checkpoint_note(self) -> bytes:
+        if self.min_cosignatures:
+            try:
+                return self.client.checkpoint(min_cosignatures=self.min_cosignatures).note
+            except NotFound:
+                pass  # none has that many yet: the latest, whose quorum check says how many it has
         return self.client.checkpoint().note
 
     def entries(self, start: int, end: int) -> Iterator[bytes]:
@@ -53,18 +61,25 @@ class LiveSource:
 
 class DataDirSource:
     """A copy of a data directory, opened read-only with no server. Only the entries and the
-    signed checkpoints are used; the stored tree nodes are ignored and recomputed."""
+    signed checkpoints (with the witness cosignatures stored for them) are used; the stored tree
+    nodes are ignored and recomputed."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, min_cosignatures: int = 0):
         path = data_dir / "ledger" if (data_dir / "ledger" / "data.mdb").exists() else data_dir
         self.store = Store(path, readonly=True)
+        self.min_cosignatures = min_cosignatures
 
     def checkpoint_note(self) -> bytes:
         with self.store.read() as txn:
-            last = self.store.last(txn, "checkpoints")
-        if last is None:
-            raise StorageError("the data directory holds no signed checkpoint")
-        return last[1]
+            size = self.store.latest_cosigned_size(txn, self.min_cosignatures) if self.min_cosignatures else None
+            if size is not None:
+                note = self.store.get(txn, "checkpoints", u64(size))
+            else:  # the latest, whose quorum check (if any) says how many cosignatures it has
+                last = self.store.last(txn, "checkpoints")
+                size, note = (from_u64(last[0]), last[1]) if last else (0, None)
+            if note is None:
+                raise StorageError("the data directory holds no signed checkpoint")
+            return note + b"".join(self.store.cosignature_lines(txn, size))
 
     def entries(self, start: int, end: int) -> Iterator[bytes]:
         with self.store.read() as txn:
@@ -133,6 +148,7 @@ class VerifyReport:
     since_size: int | None
     seconds: float
     signatures_checked: bool
+    cosigned_by: tuple[str, ...] = ()
 
 
 def verify_log(
@@ -142,10 +158,15 @@ def verify_log(
     since_note: bytes | None = None,
     check_signatures: bool = True,
     progress: Callable[[int], None] | None = None,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    quorum: int = 0,
 ) -> VerifyReport:
-    """Raises VerificationFailed (naming the entry when there is one) on the first failure."""
+    """With `witnesses`, the checkpoint must also carry cosignatures from `quorum` of them.
+    Raises VerificationFailed (naming the entry when there is one) on the first failure."""
     started = time.monotonic()
-    checkpoint = open_signed_checkpoint(source.checkpoint_note(), log_key)
+    note = source.checkpoint_note()
+    checkpoint = open_signed_checkpoint(note, log_key)
+    cosigs = check_cosignatures(note, witnesses, quorum) if witnesses or quorum else []
     verifier = LogVerifier(check_signatures=check_signatures)
     old = None
     if since_note is not None:
@@ -174,4 +195,5 @@ def verify_log(
         old.size if old else None,
         time.monotonic() - started,
         check_signatures,
+        tuple(c.name for c in cosigs),
     )

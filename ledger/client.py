@@ -123,9 +123,11 @@ class LedgerClient:
             for i, entry in enumerate(item.entries):
                 yield item.start_seq + i, entry
 
-    def checkpoint(self, tree_size: int = 0) -> Checkpointed:
+    def checkpoint(self, tree_size: int = 0, *, min_cosignatures: int = 0) -> Checkpointed:
+        """The signed checkpoint note with the witness cosignatures the log holds for it; with
+        `min_cosignatures`, the latest one carrying at least that many. Raises NotFound."""
         response: pb.GetCheckpointResponse = self._call(
-            self.stub.GetCheckpoint, pb.GetCheckpointRequest(tree_size=tree_size)
+            self.stub.GetCheckpoint, pb.GetCheckpointRequest(tree_size=tree_size, min_cosignatures=min_cosignatures)
         )
         return Checkpointed(response.checkpoint, response.tree_size, response.root_hash)
 

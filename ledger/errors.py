@@ -8,6 +8,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lotledger.ledger.witness import ForkEvidence
+
 
 class LedgerError(Exception):
     """The data is bad or not allowed. `reason` is stable and machine-readable; `field` names
@@ -81,6 +86,29 @@ class VerificationFailed(LedgerError):
 
     def __str__(self) -> str:
         return f"entry {self.seq}: {self.message}" if self.seq is not None else self.message
+
+
+class WitnessError(LedgerError):
+    """A witness refuses a checkpoint (c2sp.org/tlog-witness add-checkpoint). `status` is the
+    HTTP status the spec assigns; for 409 `latest_size` is the size the witness last cosigned
+    (its response body); `evidence` is set when the refused checkpoint contradicts what the
+    witness cosigned (a possible fork of the log, kept as proof)."""
+
+    default_reason = "WITNESS_REFUSED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        reason: str | None = None,
+        latest_size: int | None = None,
+        evidence: ForkEvidence | None = None,
+    ):
+        super().__init__(message, reason=reason)
+        self.status = status
+        self.latest_size = latest_size
+        self.evidence = evidence
 
 
 class StorageError(Exception):

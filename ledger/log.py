@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,7 +37,7 @@ from lotledger.ledger.errors import (
 from lotledger.ledger.policy import ADMIN_KINDS
 from lotledger.ledger.records import sign
 from lotledger.ledger.registry import Registry
-from lotledger.ledger.store import DEFAULT_MAP_SIZE, Store, from_u64, tree_key, u64
+from lotledger.ledger.store import DEFAULT_MAP_SIZE, Store, cosignature_key, from_u64, tree_key, u64
 from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, parse_note, sign_note
@@ -246,10 +246,13 @@ class Ledger:
                 first = None
             batch: list[_Pending] = []
             forced: list[Future[SignedCheckpoint]] = []
+            cosigs: list[tuple[bytes, bytes, Future[None]]] = []
             item = first
             while item is not None:
                 if item is _STOP:
                     stop = True
+                elif isinstance(item, tuple) and item[0] == "cosignature":
+                    cosigs.append(item[1:])
                 elif isinstance(item, tuple):
                     forced.append(item[1])
                 else:
@@ -261,7 +264,7 @@ class Ledger:
                 except queue.Empty:
                     item = None
             try:
-                self._commit(batch, force_checkpoint=bool(forced) or stop)
+                self._commit(batch, force_checkpoint=bool(forced) or stop, cosignatures=[c[:2] for c in cosigs])
             except BaseException as e:  # noqa: BLE001 - every waiter must hear about it
                 log.exception("write transaction failed")
                 err = e if isinstance(e, StorageError) else StorageError(f"write failed: {e}")
@@ -270,7 +273,11 @@ class Ledger:
                         p.future.set_exception(err)
                 for f in forced:
                     f.set_exception(err)
+                for *_, done in cosigs:
+                    done.set_exception(err)
                 continue
+            for *_, done in cosigs:
+                done.set_result(None)
             for f in forced:
                 if self.latest_checkpoint is None:
                     f.set_exception(StorageError("no checkpoint: the log is empty"))
@@ -283,7 +290,9 @@ class Ledger:
             return None
         return max(0.0, self._last_checkpoint_time + self.config.checkpoint_interval - time.monotonic())
 
-    def _commit(self, batch: list[_Pending], *, force_checkpoint: bool) -> None:
+    def _commit(
+        self, batch: list[_Pending], *, force_checkpoint: bool, cosignatures: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         size, frontier, head = self.size, list(self.frontier), self.head
         needs_registry_copy = any(p.admitted.kind in ADMIN_KINDS for p in batch)
         registry = self.registry.copy() if needs_registry_copy else self.registry
@@ -309,6 +318,8 @@ class Ledger:
             if size > cp_size and (due or force_checkpoint):
                 new_checkpoint = self._sign_checkpoint(size, merkle.root_from_frontier(frontier, size))
                 self.store.put_new(txn, "checkpoints", u64(size), new_checkpoint.note, append=True)
+            for key, line in cosignatures:
+                self.store.put(txn, "cosignatures", key, line)  # a newer cosignature replaces the older
         # Committed and durable: publish the new state, then answer.
         self.size, self.frontier, self.head = size, frontier, head
         self.last_received_ns = received_ns
@@ -456,6 +467,42 @@ class Ledger:
     def checkpoints(self) -> list[SignedCheckpoint]:
         with self.store.read() as txn:
             return [self._checkpoint_from_note(v) for _, v in self.store.iterate(txn, "checkpoints")]
+
+    # ---- witness cosignatures (c2sp.org/tlog-cosignature) -----------------------------------
+
+    def store_cosignature(self, size: int, key_hash: bytes, name: str, line: bytes, timeout: float = 30.0) -> None:
+        """Keep a witness's cosignature line of the checkpoint issued at `size`, durably (through
+        the writer, in its next transaction), replacing an older one by the same witness. The
+        caller has verified it; nothing is checked here. Raises NotFound (no checkpoint at that
+        size), Unavailable (closed) or StorageError."""
+        self.checkpoint(size)
+        done: Future[None] = Future()
+        with self._closing:
+            if self._closed:
+                raise Unavailable("the ledger is closed")
+            self._queue.put(("cosignature", cosignature_key(size, key_hash, name), line, done))
+        done.result(timeout)
+
+    def cosignatures(self, size: int) -> list[bytes]:
+        """The stored cosignature lines of the checkpoint issued at `size`, by witness key."""
+        with self.store.read() as txn:
+            return self.store.cosignature_lines(txn, size)
+
+    def cosigned_checkpoint(self, size: int = 0, *, min_cosignatures: int = 0) -> SignedCheckpoint:
+        """checkpoint(size) with its stored cosignature lines appended to the note. With
+        `min_cosignatures` and size 0: the latest checkpoint that has at least that many.
+        Raises NotFound."""
+        if min_cosignatures > 0 and size == 0:
+            with self.store.read() as txn:
+                found = self.store.latest_cosigned_size(txn, min_cosignatures)
+            if found is None:
+                raise NotFound(
+                    f"no checkpoint carries {min_cosignatures} witness cosignatures yet", field="min_cosignatures"
+                )
+            size = found
+        cp = self.checkpoint(size)
+        lines = self.cosignatures(cp.size)
+        return SignedCheckpoint(cp.size, cp.root_hash, cp.note + b"".join(lines)) if lines else cp
 
     def _proof_size(self, size: int) -> int:
         if size == 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.servicer import LedgerServicer
 from lotledger.ledger.validation import MAX_MESSAGE_BYTES
+from lotledger.ledger.witnessing import WitnessSubmitter, WitnessTarget
 from lotledger.signing.keys import SigningKey
 from lotledger.trace.live import LiveIndex
 from lotledger.trace.snapshot import SnapshotStore
@@ -42,6 +44,7 @@ class LedgerServer:
         *,
         config: LedgerConfig | None = None,
         max_workers: int = 32,
+        witnesses: Sequence[WitnessTarget] = (),
     ):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.data_dir = Path(data_dir)
@@ -49,6 +52,7 @@ class LedgerServer:
         self.ledger = Ledger(self.data_dir, log_key, config)
         self.verify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self.live = LiveIndex(self.ledger, snapshots=SnapshotStore(self.data_dir / "index"))
+        self.witnessing = WitnessSubmitter(self.ledger, witnesses)
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             options=[
@@ -75,6 +79,7 @@ class LedgerServer:
         self.server.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.witnessing.start()
         log.info("lotledger serving %s on %s (log size %d)", self.ledger.origin, self.address, self.ledger.size)
         return self
 
@@ -82,6 +87,7 @@ class LedgerServer:
         """Refuse new calls, let running ones finish, then flush the writer and close LMDB."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.witnessing.stop()
         self.live.close()  # its final snapshot reads the ledger, so before the ledger closes
         self.ledger.close()
         self.verify_pool.shutdown(wait=False)

@@ -150,7 +150,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> pb.GetCheckpointResponse:
         try:
-            cp = self.ledger.checkpoint(request.tree_size)
+            cp = self.ledger.cosigned_checkpoint(request.tree_size, min_cosignatures=request.min_cosignatures)
         except (LedgerError, StorageError) as e:
             return self._abort(context, e)  # type: ignore[no-any-return]
         return pb.GetCheckpointResponse(checkpoint=cp.note, tree_size=cp.size, root_hash=cp.root_hash)
@@ -257,6 +257,6 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
     def _checkpoint_note(self, size: int) -> bytes:
         try:
-            return self.ledger.checkpoint(size).note
+            return self.ledger.cosigned_checkpoint(size).note
         except LedgerError:
             return b""

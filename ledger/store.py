@@ -11,6 +11,8 @@ Layout (named sub-databases):
   checkpoints  tree size (8 bytes)              -> signed note bytes, every one ever issued
   admin_seqs   seq (8 bytes)                    -> b"" for entries that change the key registry
   meta         name                             -> value (size, origin, log public key)
+  cosignatures tree size (8) + witness key hash (4) + witness name -> its cosignature line
+               (c2sp.org/tlog-cosignature) of the checkpoint issued at that size
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from lotledger.ledger.errors import StorageError
 # One TiB means the map never needs growing under a live server (growing needs every reader
 # stopped); `--map-size` overrides it for small-address-space machines.
 DEFAULT_MAP_SIZE = 1 << 40
-DB_NAMES = ("entries", "record_ids", "tree", "checkpoints", "admin_seqs", "meta")
+DB_NAMES = ("entries", "record_ids", "tree", "checkpoints", "admin_seqs", "meta", "cosignatures")
+# Added after data directories existed: a read-only open of an older one finds none, and reads
+# of it return nothing (a writable open creates it).
+OPTIONAL_DBS = frozenset({"cosignatures"})
 
 
 def u64(n: int) -> bytes:
@@ -42,6 +47,11 @@ def from_u64(b: bytes) -> int:
 
 def tree_key(level: int, index: int) -> bytes:
     return bytes((level,)) + u64(index)
+
+
+def cosignature_key(size: int, key_hash: bytes, name: str) -> bytes:
+    """Key of a witness's cosignature of the checkpoint issued at `size` (sorted by size)."""
+    return u64(size) + key_hash + name.encode("utf-8")
 
 
 class Store:
@@ -69,7 +79,13 @@ class Store:
                 max_readers=512,
                 readahead=False,
             )
-            self.dbs: dict[str, Any] = {name: self.env.open_db(name.encode(), create=not readonly) for name in DB_NAMES}
+            self.dbs: dict[str, Any] = {}
+            for name in DB_NAMES:
+                try:
+                    self.dbs[name] = self.env.open_db(name.encode(), create=not readonly)
+                except lmdb.NotFoundError:
+                    if not (readonly and name in OPTIONAL_DBS):
+                        raise
         except lmdb.Error as e:
             raise StorageError(f"cannot open the ledger at {self.path}: {e}") from e
 
@@ -107,19 +123,56 @@ class Store:
         txn.put(key, value, db=self.dbs[db])
 
     def get(self, txn: Any, db: str, key: bytes) -> bytes | None:
+        if db not in self.dbs:  # an optional database absent from a read-only older store
+            return None
         value: bytes | None = txn.get(key, db=self.dbs[db])
         return value
 
     def last(self, txn: Any, db: str) -> tuple[bytes, bytes] | None:
+        if db not in self.dbs:
+            return None
         with txn.cursor(db=self.dbs[db]) as cur:
             if cur.last():
                 return bytes(cur.key()), bytes(cur.value())
         return None
 
     def iterate(self, txn: Any, db: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        if db not in self.dbs:
+            return
         with txn.cursor(db=self.dbs[db]) as cur:
             if start and not cur.set_range(start):
                 return
             if not start and not cur.first():
                 return
             yield from cur
+
+    def iterate_back(self, txn: Any, db: str) -> Iterator[tuple[bytes, bytes]]:
+        """Every item from the last key down (newest first for keys that start with a size)."""
+        if db not in self.dbs:
+            return
+        with txn.cursor(db=self.dbs[db]) as cur:
+            if cur.last():
+                yield from cur.iterprev()
+
+    # ---- witness cosignatures: the layout, read by the ledger and by offline verifiers ----------
+
+    def cosignature_lines(self, txn: Any, size: int) -> list[bytes]:
+        """The stored cosignature lines of the checkpoint issued at `size`."""
+        prefix = u64(size)
+        lines = []
+        for key, value in self.iterate(txn, "cosignatures", prefix):
+            if not key.startswith(prefix):
+                break
+            lines.append(value)
+        return lines
+
+    def latest_cosigned_size(self, txn: Any, count: int) -> int | None:
+        """The largest tree size whose checkpoint has at least `count` stored cosignatures."""
+        size, seen = -1, 0
+        for key, _ in self.iterate_back(txn, "cosignatures"):
+            at = from_u64(key[:8])
+            seen = seen + 1 if at == size else 1
+            size = at
+            if seen >= count:
+                return size
+        return None

@@ -18,7 +18,7 @@ checkpoint binds them to the root: a size from anywhere else proves nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,6 +30,7 @@ from lotledger.ledger.log import check_correction
 from lotledger.ledger.policy import ADMIN_KINDS
 from lotledger.ledger.registry import Registry
 from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record, timestamp_to_datetime
+from lotledger.signing.cosignature import Cosignature, CosignatureVerifier, open_cosignatures
 from lotledger.signing.errors import SigningError
 from lotledger.signing.note import Checkpoint, NoteVerifier, open_checkpoint
 
@@ -133,6 +134,36 @@ def open_signed_checkpoint(note: bytes, log_key: NoteVerifier) -> Checkpoint:
         return open_checkpoint(note, log_key)
     except SigningError as e:
         raise VerificationFailed(f"checkpoint signature: {e}", reason="BAD_CHECKPOINT") from e
+
+
+def check_cosignatures(note: bytes, witnesses: Sequence[CosignatureVerifier], quorum: int) -> list[Cosignature]:
+    """The checkpoint note must carry valid cosignatures (c2sp.org/tlog-cosignature) from at
+    least `quorum` distinct witnesses among `witnesses`: what makes a split view impossible
+    unless that many witnesses collude. Checks the cosignatures only; the log's signature is
+    open_signed_checkpoint's. Returns the valid cosignatures by the given witnesses.
+
+    Fails closed: a quorum below 1 or above the number of distinct witnesses given (the same
+    key given twice counts once), or a line by a given witness that does not verify.
+
+    Raises VerificationFailed (reason BAD_QUORUM, BAD_COSIGNATURE or NO_QUORUM).
+    """
+    distinct = set(witnesses)
+    if not 1 <= quorum <= len(distinct):
+        raise VerificationFailed(
+            f"a quorum of {quorum} cannot be met by {len(distinct)} distinct witness key(s)", reason="BAD_QUORUM"
+        )
+    try:
+        _, cosigs = open_cosignatures(note, list(distinct))
+    except SigningError as e:
+        raise VerificationFailed(f"checkpoint cosignature: {e}", reason="BAD_COSIGNATURE") from e
+    if len(cosigs) < quorum:
+        names = ", ".join(c.name for c in cosigs) or "none"
+        raise VerificationFailed(
+            f"the checkpoint carries valid cosignatures from {len(cosigs)} of the {len(distinct)} given witnesses "
+            f"({names}); the quorum is {quorum}",
+            reason="NO_QUORUM",
+        )
+    return cosigs
 
 
 def check_consistency(old: Checkpoint, new: Checkpoint, proof: list[bytes]) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "open_checkpoint",
     "open_note",
     "parse_note",
+    "parse_verifier_key",
     "sign_note",
 ]
 
@@ -59,6 +60,7 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newl
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
+_ALG_NAMES = {0x01: "Ed25519 note signature", 0x04: "Ed25519 cosignature/v1"}
 
 
 def _b64decode(text: str, what: str) -> bytes:
@@ -109,6 +111,40 @@ def _check_body(body: bytes) -> None:
 def ed25519_key_hash(name: str, public_raw: bytes) -> bytes:
     """The 4-byte key ID the spec recommends: SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
     return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes((ALG_ED25519,)) + public_raw).digest()[:_KEY_HASH_SIZE]
+
+
+def parse_verifier_key(vkey: str, alg: int) -> tuple[str, bytes]:
+    """(name, 32-byte public key) of a verifier key `name+hash+base64(alg || key)`, as Go's
+    note.NewVerifier reads it; shared by the log keys (0x01) and cosigner keys (0x04).
+
+    Raises InvalidKey: not three '+'-separated fields, an invalid name, a hash that is not 8
+    hex digits, key not base64, another algorithm byte, a key that is not 32 bytes, or a hash
+    that does not match name and key. The key bytes are not checked as a curve point here:
+    VerifyKey.from_raw does that.
+    """
+    if not isinstance(vkey, str):
+        raise InvalidKey("a verifier key is a string")
+    name, sep1, rest = vkey.partition("+")
+    hash_hex, sep2, key_b64 = rest.partition("+")  # the base64 key may itself hold '+'
+    if not sep1 or not sep2:
+        raise InvalidKey("a verifier key reads name+keyhash+base64key")
+    if not _valid_name(name):
+        raise InvalidKey("verifier key name must be non-empty with no spaces, '+' or control characters")
+    if not _HEX8.fullmatch(hash_hex):
+        raise InvalidKey("verifier key hash must be 8 hex digits")
+    try:
+        blob = _b64decode(key_b64, "verifier key")
+    except InvalidNote as e:
+        raise InvalidKey("verifier key is not standard base64") from e
+    if not blob or blob[0] != alg:
+        found = f"0x{blob[0]:02x}" if blob else "missing"
+        raise InvalidKey(f"verifier key algorithm is {found}, not 0x{alg:02x} ({_ALG_NAMES.get(alg, 'unknown')})")
+    if len(blob) != 1 + PUBLIC_KEY_SIZE:
+        raise InvalidKey(f"verifier key holds {len(blob) - 1} key bytes, not {PUBLIC_KEY_SIZE}")
+    # As Go does: the hash covers name || 0x0A || the decoded blob, algorithm byte included.
+    if hashlib.sha256(name.encode("utf-8") + b"\n" + blob).digest()[:_KEY_HASH_SIZE] != bytes.fromhex(hash_hex):
+        raise InvalidKey("verifier key hash does not match its name and key")
+    return name, blob[1:]
 
 
 # ---- checkpoints ---------------------------------------------------------------------------
@@ -259,28 +295,8 @@ class NoteVerifier:
         8 hex digits, key not base64, an algorithm byte other than 0x01, a key that is not 32
         bytes or not a valid Ed25519 public key, or a hash that does not match name and key.
         """
-        if not isinstance(vkey, str):
-            raise InvalidKey("a verifier key is a string")
-        name, sep1, rest = vkey.partition("+")
-        hash_hex, sep2, key_b64 = rest.partition("+")  # the base64 key may itself hold '+'
-        if not sep1 or not sep2:
-            raise InvalidKey("a verifier key reads name+keyhash+base64key")
-        if not _valid_name(name):
-            raise InvalidKey("verifier key name must be non-empty with no spaces, '+' or control characters")
-        if not _HEX8.fullmatch(hash_hex):
-            raise InvalidKey("verifier key hash must be 8 hex digits")
-        try:
-            blob = _b64decode(key_b64, "verifier key")
-        except InvalidNote as e:
-            raise InvalidKey("verifier key is not standard base64") from e
-        if not blob or blob[0] != ALG_ED25519:
-            raise InvalidKey("verifier key algorithm is not Ed25519 (0x01)")
-        if len(blob) != 1 + PUBLIC_KEY_SIZE:
-            raise InvalidKey(f"verifier key holds {len(blob) - 1} key bytes, not {PUBLIC_KEY_SIZE}")
-        # As Go does: the hash covers name || 0x0A || the decoded blob, algorithm byte included.
-        if hashlib.sha256(name.encode("utf-8") + b"\n" + blob).digest()[:_KEY_HASH_SIZE] != bytes.fromhex(hash_hex):
-            raise InvalidKey("verifier key hash does not match its name and key")
-        return cls(name, VerifyKey.from_raw(blob[1:]))
+        name, raw = parse_verifier_key(vkey, ALG_ED25519)
+        return cls(name, VerifyKey.from_raw(raw))
 
     @property
     def verifier_key(self) -> str:
