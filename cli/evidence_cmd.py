@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from lotledger.cli.options import verifier_key_arg
+from lotledger.cli.options import verifier_key_arg, witness_options, witness_quorum
 from lotledger.cli.output import emit_json, handles_errors, note
 from lotledger.ledger.client import Checkpointed, LedgerClient
 from lotledger.ledger.errors import StorageError
@@ -109,14 +109,17 @@ def write_evidence(
 @click.option(
     "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
 )
+@witness_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @handles_errors
-def verify_evidence(file: Path, log_key: str, as_json: bool) -> None:
+def verify_evidence(file: Path, log_key: str, witness_keys: tuple[str, ...], quorum: int | None, as_json: bool) -> None:
     """Check an evidence file offline, trusting only the log's key: the checkpoint's signature,
     each entry's inclusion proof and signature (by a key an included registration gave its
-    submitter), and that every edge, lot and shipment of the report follows from the entries."""
+    submitter), and that every edge, lot and shipment of the report follows from the entries.
+    With --witness, the checkpoint must also carry cosignatures from --quorum of those witnesses."""
     verifier = verifier_key_arg(log_key, "--log-key")
-    s = evidence.check_evidence(file.read_bytes(), verifier)
+    witnesses, quorum = witness_quorum(witness_keys, quorum)
+    s = evidence.check_evidence(file.read_bytes(), verifier, witnesses=witnesses, quorum=quorum)
     if as_json:
         emit_json(
             {

@@ -20,7 +20,8 @@ from lotledger.cli.options import (
     connect,
     signer_options,
     verifier_key_arg,
-    witness_key_arg,
+    witness_options,
+    witness_quorum,
     witness_target_arg,
 )
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
@@ -479,14 +480,7 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
     help="Verify an export bundle (lotledger export), offline.",
 )
 @click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
-@click.option(
-    "--witness",
-    "witness_keys",
-    multiple=True,
-    metavar="VKEY",
-    help="A witness whose cosignature counts toward --quorum: its verifier key, or a file holding it.",
-)
-@click.option("--quorum", type=int, help="Cosignatures required from distinct --witness keys (default: all of them).")
+@witness_options
 @click.option("--server", envvar="LOTLEDGER_SERVER", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
@@ -508,13 +502,7 @@ def verify(
     and with --since, that the log extends that earlier checkpoint. With --witness, the
     checkpoint must carry cosignatures from --quorum of those witnesses."""
     verifier = verifier_key_arg(log_key, "--log-key")
-    witnesses = list(dict.fromkeys(witness_key_arg(w, "--witness") for w in witness_keys))
-    if quorum is None:
-        quorum = len(witnesses)
-    elif not witnesses:
-        fail("--quorum needs --witness keys to count", ExitCode.USAGE)
-    if witnesses and not 1 <= quorum <= len(witnesses):
-        fail(f"--quorum {quorum} cannot be met by {len(witnesses)} distinct --witness key(s)", ExitCode.USAGE)
+    witnesses, quorum = witness_quorum(witness_keys, quorum)
     since_note = since.read_bytes() if since else None
     progress = Progress("verified", None, enabled=not quiet)
     if data_dir is not None and bundle is not None:

@@ -95,3 +95,30 @@ def witness_target_arg(value: str, option: str) -> WitnessTarget:
     if not sep or not url.startswith(("http://", "https://")):
         fail(f"{option}: {value!r} is not URL=VKEY with an http(s) URL", ExitCode.USAGE)
     return WitnessTarget(url, witness_key_arg(vkey, option))
+
+
+def witness_options(fn: F) -> F:
+    """--witness VKEY (repeatable) and --quorum N, for every command that checks a checkpoint."""
+    fn = click.option(
+        "--quorum", type=int, help="Cosignatures required from distinct --witness keys (default: all of them)."
+    )(fn)
+    return click.option(
+        "--witness",
+        "witness_keys",
+        multiple=True,
+        metavar="VKEY",
+        help="A witness whose cosignature counts toward --quorum: its verifier key, or a file holding it.",
+    )(fn)
+
+
+def witness_quorum(witness_keys: tuple[str, ...], quorum: int | None) -> tuple[list[CosignatureVerifier], int]:
+    """The distinct witnesses given and the quorum to require of them (default: all). A quorum
+    that cannot be met is a usage error (exit 2), never a silently weaker check."""
+    witnesses = list(dict.fromkeys(witness_key_arg(w, "--witness") for w in witness_keys))
+    if quorum is None:
+        return witnesses, len(witnesses)
+    if not witnesses:
+        fail("--quorum needs --witness keys to count", ExitCode.USAGE)
+    if not 1 <= quorum <= len(witnesses):
+        fail(f"--quorum {quorum} cannot be met by {len(witnesses)} distinct --witness key(s)", ExitCode.USAGE)
+    return witnesses, quorum

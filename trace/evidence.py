@@ -75,7 +75,8 @@ from lotledger.ledger.policy import ADMIN_KINDS
 from lotledger.ledger.registry import Registry
 from lotledger.ledger.tlog_proof import format_proof, parse_proof, verify_proof
 from lotledger.ledger.validation import lot_key, timestamp_to_datetime
-from lotledger.ledger.verify import open_signed_checkpoint
+from lotledger.ledger.verify import check_cosignatures, open_signed_checkpoint
+from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.note import Checkpoint, NoteVerifier
 from lotledger.trace.effects import CONSUME, PRODUCE, QC_CODES, QC_NAMES, RECEIVE, SHIP, SHIPMENT, effects, scan_effects
 from lotledger.trace.queries import quantity
@@ -298,9 +299,12 @@ def _loads(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def check_evidence(data: bytes, log_key: NoteVerifier) -> EvidenceSummary:
+def check_evidence(
+    data: bytes, log_key: NoteVerifier, *, witnesses: Sequence[CosignatureVerifier] = (), quorum: int = 0
+) -> EvidenceSummary:
     """Check an evidence file with nothing but the log's verifier key (module docstring,
-    steps 1-5). Raises VerificationFailed naming what does not hold."""
+    steps 1-5), and with `witnesses`, that its checkpoint carries `quorum` of their
+    cosignatures. Raises VerificationFailed naming what does not hold."""
     doc = _loads(data)
     query = doc.get("query")
     if not isinstance(query, dict) or query.get("command") not in ("trace", "recall"):
@@ -310,6 +314,8 @@ def check_evidence(data: bytes, log_key: NoteVerifier) -> EvidenceSummary:
         raise _bad("the evidence has no checkpoint")
     note_bytes = _utf8(note, "the checkpoint")
     checkpoint = open_signed_checkpoint(note_bytes, log_key)  # 2
+    if witnesses:
+        check_cosignatures(note_bytes, witnesses, quorum)
     raw = _proven_entries(doc.get("entries"), note_bytes, checkpoint)  # 1, 3
     records = _authenticated_records(raw)  # 4
     check = _ReportCheck(records)  # 5

@@ -231,6 +231,15 @@ def test_the_log_is_cosigned_in_the_background_and_verify_requires_the_quorum(tm
     log_key_as_witness = run("verify", *srv, "--witness", log.vkey, ok=False)
     assert log_key_as_witness.exit_code == 2 and "not a witness verifier key" in log_key_as_witness.stderr
 
+    # An evidence file carries the cosigned checkpoint, and verify-evidence can require it.
+    evidence = tmp_path / "down.evidence"
+    run("trace", "down", "01/09520000000011/10/L7", "--server", server, "--evidence", str(evidence))
+    ev = ["verify-evidence", str(evidence), "--log-key", log.vkey]
+    assert run(*ev, "--witness", w.vkey).exit_code == 0
+    uncosigned = run(*ev, "--witness", w.vkey, "--witness", other.vkey, ok=False)
+    assert uncosigned.exit_code == 1 and "valid cosignatures from 1 of the 2 given witnesses" in uncosigned.stderr
+    assert run(*ev, "--witness", w.vkey, "--quorum", "2", ok=False).exit_code == 2
+
     # The cosignature travels in an export bundle and in the data directory.
     bundle = tmp_path / "log.bundle"
     run("export", "--out", str(bundle), "--server", server, "--quiet")
