@@ -168,7 +168,7 @@ class Monitor:
             "-----END CONSISTENCY PROOF-----\n"
         )
         tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as f:
+        with tmp.open("w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -134,6 +134,10 @@ def test_an_increment_from_another_checkpoint_than_the_states_is_refused(grown: 
         "exit"
     ] == 1 and f"starts at the checkpoint of size {g.s1} but the state was verified up to {g.s2}" in str(err["stderr"])
     assert f"lotledger export --from {g.s2}" in str(err["stderr"])
+    empty = g.tmp / "empty.bundle"  # what that says to do, while the log has not grown: an empty increment
+    run("export", "--out", str(empty), "--from", str(g.s2), *g.srv, "--quiet")
+    report = verify(g, "--bundle", str(empty), "--state", str(ahead))
+    assert (report["from_size"], report["entries_checked"], report["complete"]) == (g.s2, 0, True)
     earlier = next(cp.size for cp in g.live.server.ledger.checkpoints() if cp.size < g.s1)
     old = g.tmp / "old.bundle"
     run("export", "--out", str(old), "--to", str(earlier), *g.srv, "--quiet")

@@ -129,7 +129,7 @@ def forked(tmp_path: Path) -> Iterator[SimpleNamespace]:
 
 def evidence(path: Path) -> dict[str, str]:
     """The sections of a fork evidence file, by the word after BEGIN."""
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     out = {}
     for name in ("HELD CHECKPOINT", "SERVED CHECKPOINT", "CONSISTENCY PROOF"):
         start = text.index("\n", text.index(f"-----BEGIN {name}")) + 1
@@ -169,7 +169,7 @@ def test_a_forked_history_is_caught_and_both_signed_checkpoints_are_kept(
     assert (ours.size, theirs.size) == (held.size, served.size) and ours.root_hash != theirs.root_hash
     proof = [bytes.fromhex(line) for line in parts["CONSISTENCY PROOF"].split()]
     assert (len(proof) > 0) == (served.size > held.size)
-    assert "what: " in files[0].read_text() and f"[{reason}]" in files[0].read_text()
+    assert "what: " in files[0].read_text(encoding="utf-8") and f"[{reason}]" in files[0].read_text(encoding="utf-8")
     # the state still holds the log it verified, and that log is still fine
     code, again, _ = monitor(f.a.address, f.vkey, f.state)
     assert (code, again["outcome"], again["tree_size"]) == (0, "unchanged", held.size)
@@ -206,8 +206,9 @@ def test_keep_running_alerts_once_and_the_default_loop_exits_1(forked: SimpleNam
 
 
 def test_unreachable_exits_3_once_and_is_retried_when_running(live: SimpleNamespace) -> None:
-    address = f"127.0.0.1:{free_port()}"
-    dead = f"127.0.0.1:{free_port()}"
+    address = dead = f"127.0.0.1:{free_port()}"
+    while dead == address:  # a port no server will ever listen on in this test
+        dead = f"127.0.0.1:{free_port()}"
     unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}
     once = subprocess.Popen(
         cli("monitor", "--server", dead, "--log-key", live.vkey, "--state", str(live.tmp / "once"), "--once"),
