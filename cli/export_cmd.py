@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lotledger.ledger.bundle import BundleWriter
+from lotledger.cli.output import ExitCode, fail
+from lotledger.ledger.bundle import BundleWriter, Increment
 from lotledger.ledger.client import LedgerClient
-from lotledger.ledger.errors import StorageError
+from lotledger.ledger.errors import NotFound, StorageError
 
 
 @dataclass(frozen=True)
@@ -21,29 +22,74 @@ class ExportReport:
     root_hash: bytes
     bytes_written: int
     seconds: float
+    from_size: int = 0
+    key_entries: int = 0
 
 
 def export_bundle(
-    client: LedgerClient, out: Path, *, tree_size: int = 0, progress: Callable[[int], None] | None = None
+    client: LedgerClient,
+    out: Path,
+    *,
+    tree_size: int = 0,
+    from_size: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
-    """Write the log up to its latest checkpoint (or the one issued at `tree_size`) to `out`.
+    """Write the log up to its latest checkpoint (or the one issued at `tree_size`) to `out`:
+    the whole log, or with `from_size` an increment from the checkpoint the log issued at that
+    size (ledger/bundle.py): its prior checkpoint, the consistency proof from it, the last leaf
+    before it and the key history, each with its proof, then the entries from `from_size`.
     The file appears under its name only once complete and synced: an interrupted export
-    leaves `out.partial`, never a bundle that looks whole."""
+    leaves `out.partial`, never a bundle that looks whole. Nothing the server sends is trusted
+    here either: the verifier checks every proof.
+
+    Exits with a usage error when `from_size` is not the size of a checkpoint the log issued or
+    lies beyond `tree_size`. Raises StorageError or Unavailable (the server or the network)."""
     started = time.monotonic()
     cp = client.checkpoint(tree_size)
+    increment = _increment(client, from_size, cp.size) if from_size else None
     partial = out.with_name(out.name + ".partial")
     with partial.open("wb") as f:
-        writer = BundleWriter(f, note=cp.note)
-        for seq, entry in client.list_entries(0, cp.size):
-            if seq != writer.entries:
-                raise StorageError(f"the server sent entry {seq} where {writer.entries} was due")
+        writer = BundleWriter(f, note=cp.note, increment=increment)
+        if increment is not None:
+            for seq, entry in client.list_admin_entries(0, from_size):
+                writer.key_entry(seq, entry, list(client.inclusion_proof(seq, from_size).proof))
+        for seq, entry in client.list_entries(from_size, cp.size):
+            if seq != from_size + writer.entries:
+                raise StorageError(f"the server sent entry {seq} where {from_size + writer.entries} was due")
             writer.entry(entry)
             if progress is not None and writer.entries % 10_000 == 0:
                 progress(writer.entries)
-        if writer.entries != cp.size:
-            raise StorageError(f"the server sent {writer.entries} of the checkpoint's {cp.size} entries")
+        if writer.entries != cp.size - from_size:
+            raise StorageError(
+                f"the server sent {writer.entries} of the {cp.size - from_size} entries from {from_size} to {cp.size}"
+            )
         writer.close()
         f.flush()
         os.fsync(f.fileno())
     partial.replace(out)
-    return ExportReport(writer.origin, cp.size, cp.root_hash, out.stat().st_size, time.monotonic() - started)
+    return ExportReport(
+        writer.origin,
+        cp.size,
+        cp.root_hash,
+        out.stat().st_size,
+        time.monotonic() - started,
+        from_size,
+        writer.key_entries,
+    )
+
+
+def _increment(client: LedgerClient, from_size: int, tree_size: int) -> Increment:
+    """The frames an increment from `from_size` to `tree_size` starts with, as the server gives them."""
+    if from_size > tree_size:
+        fail(f"--from {from_size} lies beyond the checkpoint the bundle ends at ({tree_size} entries)", ExitCode.USAGE)
+    try:
+        prior = client.checkpoint(from_size)
+    except NotFound:
+        fail(
+            f"--from {from_size}: the log issued no checkpoint at tree size {from_size}; an increment starts at a "
+            "checkpoint the regulator already holds (the tree size of the last bundle or state they verified)",
+            ExitCode.USAGE,
+        )
+    proof = list(client.consistency_proof(from_size, tree_size).proof) if from_size < tree_size else []
+    last = client.inclusion_proof(from_size - 1, from_size)
+    return Increment(prior.note, proof, last.leaf_hash, list(last.proof))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
-from lotledger.cli import evidence_cmd, tiles_cmd, trace_cmds
+from lotledger.cli import evidence_cmd, monitor_cmd, tiles_cmd, trace_cmds
 from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.options import (
     DEFAULT_SERVER,
@@ -26,6 +27,7 @@ from lotledger.cli.options import (
 )
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
+from lotledger.cli.state_dir import StateDir
 from lotledger.cli.verify_cmd import BundleSource, DataDirSource, LiveSource, verify_log
 from lotledger.cli.witness_cmd import witness
 from lotledger.ledger import merkle, policy
@@ -481,6 +483,12 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
 )
 @click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
 @witness_options
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Resume from the verification saved in DIR (checking only what is new) and save this one there.",
+)
 @click.option("--server", envvar="LOTLEDGER_SERVER", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
@@ -493,6 +501,7 @@ def verify(
     no_signatures: bool,
     witness_keys: tuple[str, ...],
     quorum: int | None,
+    state_dir: Path | None,
     server: str,
     as_json: bool,
     quiet: bool,
@@ -500,32 +509,51 @@ def verify(
     """Check the whole log with no trust in the server: every chain link, signature (against
     the key history as of each entry), record, the Merkle root against the signed checkpoint,
     and with --since, that the log extends that earlier checkpoint. With --witness, the
-    checkpoint must carry cosignatures from --quorum of those witnesses."""
+    checkpoint must carry cosignatures from --quorum of those witnesses. With --state, only what
+    is new since the saved verification, with the same result as checking it all again."""
     verifier = verifier_key_arg(log_key, "--log-key")
     witnesses, quorum = witness_quorum(witness_keys, quorum)
     since_note = since.read_bytes() if since else None
     progress = Progress("verified", None, enabled=not quiet)
     if data_dir is not None and bundle is not None:
         fail("pass --data-dir or --bundle, not both", ExitCode.USAGE)
-    source: DataDirSource | BundleSource | LiveSource
-    if data_dir is not None:
-        source = DataDirSource(data_dir, min_cosignatures=quorum)
-    elif bundle is not None:
-        source = BundleSource(bundle)
-    else:
-        source = LiveSource(connect(server), min_cosignatures=quorum)
-    try:
+    if state_dir is not None and (no_signatures or since):
+        fail(
+            "--state keeps only full verifications, and pins the checkpoint the log must extend itself: "
+            "drop --no-signatures and --since",
+            ExitCode.USAGE,
+        )
+    with contextlib.ExitStack() as stack:
+        states = stack.enter_context(StateDir(state_dir)) if state_dir is not None else None
+        state = states.load(verifier) if states is not None else None
+        source: DataDirSource | BundleSource | LiveSource
+        if data_dir is not None:
+            source = DataDirSource(data_dir, min_cosignatures=quorum)
+        elif bundle is not None:
+            source = BundleSource(bundle)
+        else:
+            source = LiveSource(connect(server), min_cosignatures=quorum)
+        stack.callback(source.close)
+        if states is not None and state is None and source.increment() is not None:
+            fail(
+                f"{state_dir} holds no saved verification, and an increment bundle resumes from one: verify the log "
+                "(or its bundles) up to where this one starts with --state first, or verify it without --state",
+                ExitCode.USAGE,
+            )
         report = verify_log(
             source,
             verifier,
             since_note=since_note,
+            state=state,
             check_signatures=not no_signatures,
             progress=progress,
             witnesses=witnesses,
             quorum=quorum,
         )
-    finally:
-        source.close()
+        saved = None
+        if states is not None and report.state is not None and (state is None or report.state.note != state.note):
+            states.save(report.state)
+            saved = str(states.state_file)
     data = {
         "ok": True,
         "origin": report.origin,
@@ -534,36 +562,66 @@ def verify(
         "since_size": report.since_size,
         "signatures_checked": report.signatures_checked,
         "cosigned_by": list(report.cosigned_by),
+        "from_size": report.from_size,
+        "entries_checked": report.entries_checked,
+        "increment": report.increment,
+        "complete": not report.not_checked,
+        "not_checked": report.not_checked,
+        "state_saved": saved,
         "seconds": round(report.seconds, 3),
     }
+    for line in report.not_checked:
+        note(f"not checked: {line}")
     if as_json:
         emit_json(data)
     else:
         since_text = f", consistent with the checkpoint of size {report.since_size}" if report.since_size else ""
         sig_text = "" if report.signatures_checked else " (signatures NOT checked)"
+        what = f"{report.size} entries" if not report.from_size else f"entries {report.from_size} to {report.size - 1}"
+        start = f" from the checkpoint of size {report.from_size}" if report.from_size else ""
+        partial = "; NOT a complete verification (see above)" if report.not_checked else ""
         cosig_text = f", cosigned by {', '.join(report.cosigned_by)}" if report.cosigned_by else ""
         click.echo(
-            f"OK: {report.size} entries of {report.origin} verified{sig_text}; root {report.root_hash.hex()} "
-            f"matches the signed checkpoint{cosig_text}{since_text} ({report.seconds:.2f}s)"
+            f"OK: {what} of {report.origin} verified{start}{sig_text}; root {report.root_hash.hex()} "
+            f"matches the signed checkpoint{cosig_text}{since_text}{partial} ({report.seconds:.2f}s)"
         )
+    if saved:
+        note(f"state saved in {state_dir}: verified up to {report.size} entries")
 
 
 @main.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The bundle file to write.")
 @click.option("--to", "tree_size", default=0, help="End at the checkpoint issued at this tree size (default: latest).")
+@click.option(
+    "--from",
+    "from_size",
+    default=0,
+    type=click.IntRange(min=0),
+    metavar="SEQ",
+    help="An increment from the checkpoint the log issued at this tree size (default: the whole log).",
+)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @client_options
 @handles_errors
-def export(out: Path, tree_size: int, quiet: bool, server: str, as_json: bool) -> None:
+def export(out: Path, tree_size: int, from_size: int, quiet: bool, server: str, as_json: bool) -> None:
     """Write the log, up to a signed checkpoint, to one self-contained bundle file that
-    `lotledger verify --bundle FILE --log-key VKEY` checks offline."""
+    `lotledger verify --bundle FILE --log-key VKEY` checks offline; with --from SEQ, only the
+    entries from SEQ on, with the proofs that tie them to the checkpoint of size SEQ."""
     with connect(server) as client:
-        report = export_bundle(client, out, tree_size=tree_size, progress=Progress("exported", None, enabled=not quiet))
+        report = export_bundle(
+            client,
+            out,
+            tree_size=tree_size,
+            from_size=from_size,
+            progress=Progress("exported", None, enabled=not quiet),
+        )
     data = {
         "out": str(out),
         "origin": report.origin,
+        "from_size": report.from_size,
         "tree_size": report.tree_size,
         "root_hash": report.root_hash.hex(),
+        "key_history_entries": report.key_entries,
         "bytes": report.bytes_written,
         "seconds": round(report.seconds, 3),
     }
@@ -571,8 +629,15 @@ def export(out: Path, tree_size: int, quiet: bool, server: str, as_json: bool) -
         emit_json(data)
     else:
         mb = report.bytes_written / 1e6
+        what = (
+            f"{report.tree_size} entries"
+            if not report.from_size
+            else (
+                f"entries {report.from_size} to {report.tree_size - 1} (and {report.key_entries} key history entries)"
+            )
+        )
         click.echo(
-            f"{out}: {report.tree_size} entries of {report.origin} up to the checkpoint with root "
+            f"{out}: {what} of {report.origin} up to the checkpoint with root "
             f"{report.root_hash.hex()} ({mb:.1f} MB in {report.seconds:.2f}s)"
         )
 
@@ -584,6 +649,7 @@ main.add_command(trace_cmds.alerts)
 main.add_command(tiles_cmd.export_tiles_command)
 main.add_command(evidence_cmd.verify_evidence)
 main.add_command(witness)
+main.add_command(monitor_cmd.monitor)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import grpc
 
-from lotledger.ledger.errors import LedgerError, Unavailable
+from lotledger.ledger.errors import LedgerError, StorageError, Unavailable
 from lotledger.ledger.log import AppendResult
 from lotledger.ledger.status import from_rpc_error
 from lotledger.ledger.validation import MAX_MESSAGE_BYTES
@@ -122,6 +122,19 @@ class LedgerClient:
                 raise item
             for i, entry in enumerate(item.entries):
                 yield item.start_seq + i, entry
+
+    def list_admin_entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(seq, entry bytes) of the entries in [start, end) that change the key history."""
+        request = pb.ListEntriesRequest(start_seq=start, end_seq=end, admin_only=True)
+        try:
+            for response in self.stub.ListEntries(request):
+                if len(response.seqs) != len(response.entries):
+                    raise StorageError(
+                        "the server sent admin entries without their seqs (a server older than ListEntries admin_only?)"
+                    )
+                yield from zip(response.seqs, response.entries, strict=True)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
 
     def checkpoint(self, tree_size: int = 0, *, min_cosignatures: int = 0) -> Checkpointed:
         """The signed checkpoint note with the witness cosignatures the log holds for it; with

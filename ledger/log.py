@@ -452,6 +452,28 @@ class Ledger:
             yield seq, chunk
             seq += len(chunk)
 
+    def admin_entries(self, start: int, end: int, batch: int = 256) -> Iterator[list[tuple[int, bytes]]]:
+        """(seq, entry bytes) of the entries in [start, end) that change the key history, from
+        the admin index, in batches of up to `batch`, each one read transaction (as `entries`).
+        Raises OutOfRange."""
+        if end > self.size or start > end:
+            raise OutOfRange(f"range [{start}, {end}) is outside the log of {self.size} entries", field="end_seq")
+        seq = start
+        while True:
+            chunk: list[tuple[int, bytes]] = []
+            with self.store.read() as txn:
+                for key, _ in self.store.iterate(txn, "admin_seqs", u64(seq)):
+                    if from_u64(key) >= end or len(chunk) >= batch:
+                        break
+                    entry = self.store.get(txn, "entries", key)
+                    if entry is None:
+                        raise StorageError(f"entry {from_u64(key)} is missing from the store")
+                    chunk.append((from_u64(key), entry))
+            if not chunk:
+                return
+            yield chunk
+            seq = chunk[-1][0] + 1
+
     def checkpoint(self, size: int = 0) -> SignedCheckpoint:
         """The latest checkpoint (size 0) or the one issued at exactly `size`. Raises NotFound."""
         if size == 0:

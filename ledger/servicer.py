@@ -139,6 +139,12 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> Iterator[pb.ListEntriesResponse]:
         end = request.end_seq or self.ledger.size
         try:
+            if request.admin_only:
+                for batch in self.ledger.admin_entries(request.start_seq, end):
+                    if not context.is_active():
+                        return
+                    yield pb.ListEntriesResponse(seqs=[s for s, _ in batch], entries=[e for _, e in batch])
+                return
             for start, chunk in self.ledger.entries(request.start_seq, end):
                 if not context.is_active():
                     return

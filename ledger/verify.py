@@ -41,6 +41,10 @@ class _Seen:
     kind: str
 
 
+SeenRecord = _Seen
+"""What the verifier keeps of each record (its public name, for ledger/verify_state.py)."""
+
+
 class LogVerifier:
     """Admits entries one by one, in order. After a failure the verifier is spent."""
 
@@ -54,6 +58,45 @@ class LogVerifier:
         self._records: dict[str, _Seen] = {}
         self._roots: dict[int, bytes] = {}
         self._want_roots: set[int] = set()
+        # False when resumed without the records before its start (an increment checked with
+        # no saved state): corrections of those records are then listed, not checked.
+        self.records_complete = True
+        self.unchecked_corrections: list[int] = []
+
+    @classmethod
+    def resume(
+        cls,
+        *,
+        size: int,
+        head: bytes,
+        frontier: list[bytes],
+        registry: Registry,
+        records: dict[str, _Seen],
+        records_complete: bool = True,
+        check_signatures: bool = True,
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
+    ) -> LogVerifier:
+        """A verifier that goes on from entry `size` of a log checked before (a saved state,
+        ledger/verify_state.py) or proven another way (an increment bundle, ledger/increment.py).
+
+        `records` maps the record ids before `size` to their submitter and kind; it is used as
+        is, not copied. With `records_complete` False it holds only some of them: a duplicate of
+        a missing one cannot be seen, and a correction of one is listed in
+        `unchecked_corrections` instead of failing as UNKNOWN_RECORD.
+
+        Raises ValueError if the frontier does not fit `size` (a caller's bug, not bad data).
+        """
+        if len(frontier) != size.bit_count() or len(head) != merkle.HASH_SIZE:
+            raise ValueError(f"a frontier of {len(frontier)} hashes does not fit a tree of {size} entries")
+        verifier = cls(check_signatures=check_signatures, max_skew=max_skew)
+        verifier.size, verifier.head, verifier.frontier = size, head, list(frontier)
+        verifier.registry, verifier._records = registry, records
+        verifier.records_complete = records_complete
+        return verifier
+
+    def records(self) -> dict[str, _Seen]:
+        """The record ids admitted so far (the live dict, not a copy: to save a state)."""
+        return self._records
 
     def want_root_at(self, size: int) -> None:
         """Remember the root when the tree reaches `size` (to check an older checkpoint)."""
@@ -88,13 +131,16 @@ class LogVerifier:
                 raise VerificationFailed(f"record_id {rid!r} appears twice", seq=seq, reason="DUPLICATE_RECORD_ID")
             if kind == "correction":
                 original = self._records.get(record.correction.corrects_record_id)
-                if original is None:
+                if original is None and not self.records_complete:
+                    self.unchecked_corrections.append(seq)
+                elif original is None:
                     raise VerificationFailed(
                         f"corrects record {record.correction.corrects_record_id!r}, which is not earlier in the log",
                         seq=seq,
                         reason="UNKNOWN_RECORD",
                     )
-                check_correction(record, original.kind, original.submitter, self.registry)
+                else:
+                    check_correction(record, original.kind, original.submitter, self.registry)
             if kind in ADMIN_KINDS:
                 self.registry.check_and_apply(record, seq)
         except VerificationFailed:
