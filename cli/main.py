@@ -6,6 +6,7 @@ import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from lotledger.cli import evidence_cmd, monitor_cmd, tiles_cmd, trace_cmds
 from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.options import (
     DEFAULT_SERVER,
+    F,
     client_options,
     connect,
     signer_options,
@@ -28,15 +30,16 @@ from lotledger.cli.options import (
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
 from lotledger.cli.state_dir import StateDir
-from lotledger.cli.verify_cmd import BundleSource, DataDirSource, LiveSource, verify_log
+from lotledger.cli.verify_cmd import BundleSource, DataDirSource, LiveSource, VerifyReport, verify_log
 from lotledger.cli.witness_cmd import witness
 from lotledger.ledger import merkle, policy
 from lotledger.ledger.client import StreamRefusal
 from lotledger.ledger.errors import ProofError
 from lotledger.ledger.log import AppendResult, Ledger, LedgerConfig
 from lotledger.ledger.records import sign
+from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.keys import SigningKey, VerifyKey
-from lotledger.signing.note import NoteSigner
+from lotledger.signing.note import NoteSigner, NoteVerifier
 from lotledger.v1 import records_pb2
 
 
@@ -461,6 +464,91 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
 # ---- verify ----------------------------------------------------------------------------------
 
 
+def log_source_options(fn: F) -> F:
+    """Where a verification reads the log (a server by default, a data directory copy or a
+    bundle), and the saved state it resumes from: shared by `verify` and `keys list`."""
+    for option in reversed(
+        (
+            click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False, exists=True, path_type=Path),
+                help="Verify a copy of a data directory, with no server.",
+            ),
+            click.option(
+                "--bundle",
+                type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                help="Verify an export bundle (lotledger export), offline.",
+            ),
+            click.option(
+                "--state",
+                "state_dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Resume from the verification saved in DIR (checking only what is new) and save this one there.",
+            ),
+            click.option(
+                "--server",
+                envvar="LOTLEDGER_SERVER",
+                default=DEFAULT_SERVER,
+                show_default=True,
+                metavar="HOST:PORT",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _run_verification(
+    verifier: NoteVerifier,
+    *,
+    data_dir: Path | None,
+    bundle: Path | None,
+    server: str,
+    state_dir: Path | None,
+    since_note: bytes | None = None,
+    check_signatures: bool = True,
+    progress: Progress | None = None,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    quorum: int = 0,
+) -> tuple[VerifyReport, str | None]:
+    """Verify the log from a data directory, a bundle or a live server (resuming from and saving
+    to `state_dir` when given). Returns the report and where the new state was saved, if it was."""
+    if data_dir is not None and bundle is not None:
+        fail("pass --data-dir or --bundle, not both", ExitCode.USAGE)
+    with contextlib.ExitStack() as stack:
+        states = stack.enter_context(StateDir(state_dir)) if state_dir is not None else None
+        state = states.load(verifier) if states is not None else None
+        source: DataDirSource | BundleSource | LiveSource
+        if data_dir is not None:
+            source = DataDirSource(data_dir, min_cosignatures=quorum)
+        elif bundle is not None:
+            source = BundleSource(bundle)
+        else:
+            source = LiveSource(connect(server), min_cosignatures=quorum)
+        stack.callback(source.close)
+        if states is not None and state is None and source.increment() is not None:
+            fail(
+                f"{state_dir} holds no saved verification, and an increment bundle resumes from one: verify the log "
+                "(or its bundles) up to where this one starts with --state first, or verify it without --state",
+                ExitCode.USAGE,
+            )
+        report = verify_log(
+            source,
+            verifier,
+            since_note=since_note,
+            state=state,
+            check_signatures=check_signatures,
+            progress=progress,
+            witnesses=witnesses,
+            quorum=quorum,
+        )
+        saved = None
+        if states is not None and report.state is not None and (state is None or report.state.note != state.note):
+            states.save(report.state)
+            saved = str(states.state_file)
+    return report, saved
+
+
 @main.command()
 @click.option(
     "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
@@ -471,25 +559,9 @@ def proof_consistency(old: int, new: int, server: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="An earlier checkpoint the log must extend.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Verify a copy of a data directory, with no server.",
-)
-@click.option(
-    "--bundle",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Verify an export bundle (lotledger export), offline.",
-)
+@log_source_options
 @click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
 @witness_options
-@click.option(
-    "--state",
-    "state_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Resume from the verification saved in DIR (checking only what is new) and save this one there.",
-)
-@click.option("--server", envvar="LOTLEDGER_SERVER", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @handles_errors
@@ -515,45 +587,24 @@ def verify(
     witnesses, quorum = witness_quorum(witness_keys, quorum)
     since_note = since.read_bytes() if since else None
     progress = Progress("verified", None, enabled=not quiet)
-    if data_dir is not None and bundle is not None:
-        fail("pass --data-dir or --bundle, not both", ExitCode.USAGE)
     if state_dir is not None and (no_signatures or since):
         fail(
             "--state keeps only full verifications, and pins the checkpoint the log must extend itself: "
             "drop --no-signatures and --since",
             ExitCode.USAGE,
         )
-    with contextlib.ExitStack() as stack:
-        states = stack.enter_context(StateDir(state_dir)) if state_dir is not None else None
-        state = states.load(verifier) if states is not None else None
-        source: DataDirSource | BundleSource | LiveSource
-        if data_dir is not None:
-            source = DataDirSource(data_dir, min_cosignatures=quorum)
-        elif bundle is not None:
-            source = BundleSource(bundle)
-        else:
-            source = LiveSource(connect(server), min_cosignatures=quorum)
-        stack.callback(source.close)
-        if states is not None and state is None and source.increment() is not None:
-            fail(
-                f"{state_dir} holds no saved verification, and an increment bundle resumes from one: verify the log "
-                "(or its bundles) up to where this one starts with --state first, or verify it without --state",
-                ExitCode.USAGE,
-            )
-        report = verify_log(
-            source,
-            verifier,
-            since_note=since_note,
-            state=state,
-            check_signatures=not no_signatures,
-            progress=progress,
-            witnesses=witnesses,
-            quorum=quorum,
-        )
-        saved = None
-        if states is not None and report.state is not None and (state is None or report.state.note != state.note):
-            states.save(report.state)
-            saved = str(states.state_file)
+    report, saved = _run_verification(
+        verifier,
+        data_dir=data_dir,
+        bundle=bundle,
+        server=server,
+        state_dir=state_dir,
+        since_note=since_note,
+        check_signatures=not no_signatures,
+        progress=progress,
+        witnesses=witnesses,
+        quorum=quorum,
+    )
     data = {
         "ok": True,
         "origin": report.origin,
@@ -587,6 +638,67 @@ def verify(
         )
     if saved:
         note(f"state saved in {state_dir}: verified up to {report.size} entries")
+
+
+@keys.command("list")
+@click.option(
+    "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
+)
+@log_source_options
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+@handles_errors
+def keys_list(
+    log_key: str,
+    data_dir: Path | None,
+    bundle: Path | None,
+    state_dir: Path | None,
+    server: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """The key history as the log itself proves it: every participant key, who it belongs to,
+    and the entries that registered and revoked it. The log is verified first (from a server,
+    a data directory copy or a bundle; with --state only what is new), because a key list
+    taken on the server's word would prove nothing."""
+    verifier = verifier_key_arg(log_key, "--log-key")
+    report, _ = _run_verification(
+        verifier,
+        data_dir=data_dir,
+        bundle=bundle,
+        server=server,
+        state_dir=state_dir,
+        progress=Progress("verified", None, enabled=not quiet),
+    )
+    if report.state is None:
+        fail(
+            "this increment was verified without a saved state, so the key history before it is not complete: "
+            "verify with --state DIR holding the verification it starts from",
+            ExitCode.FAILED,
+        )
+    registry = report.state.registry
+    history = sorted(registry.keys.values(), key=lambda k: k.registered_seq)
+    if as_json:
+        rows = [
+            {
+                "key_id": k.key_id,
+                "participant": k.participant,
+                "role": registry.participants[k.participant].role,
+                "public_key": k.public_key.hex(),
+                "registered_seq": k.registered_seq,
+                "revoked_seq": k.revoked_seq,
+                "revoke_reason": k.revoke_reason,
+            }
+            for k in history
+        ]
+        emit_json({"origin": report.origin, "tree_size": report.size, "keys": rows})
+        return
+    click.echo(f"{len(history)} keys in {report.origin}, verified up to {report.size} entries:")
+    click.echo(f"{'KEY ID':<18} {'PARTICIPANT':<20} {'ROLE':<13} {'REGISTERED':<11} REVOKED")
+    for k in history:
+        revoked = f"entry {k.revoked_seq}: {k.revoke_reason}" if k.revoked_seq is not None else "-"
+        role, registered = registry.participants[k.participant].role, f"entry {k.registered_seq}"
+        click.echo(f"{k.key_id[:16] + '..':<18} {k.participant:<20} {role:<13} {registered:<11} {revoked}")
 
 
 @main.command()

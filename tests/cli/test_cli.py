@@ -128,3 +128,26 @@ def test_revoked_key_is_refused_by_the_cli(live: SimpleNamespace) -> None:
     result = run("append", str(f), *srv, "--key", str(live.key), "--participant", "acme", ok=False)
     assert result.exit_code == 1 and "KEY_REVOKED" in result.stderr
     assert records_pb2.ROLE_SUPPLIER  # the role table and the CLI share names
+
+    # The key history, as the verified log proves it: who registered each key, and when it was revoked.
+    vkey = str(live.data / "log.vkey")
+    listed = json.loads(run("keys", "list", "--log-key", vkey, *srv, "--json", "--quiet").stdout)["keys"]
+    acme = next(k for k in listed if k["key_id"] == key_id)
+    assert acme["participant"] == "acme" and acme["role"] == "supplier"
+    assert acme["revoked_seq"] > acme["registered_seq"] > 0 and acme["revoke_reason"] == "laptop stolen"
+    admin = listed[0]
+    assert admin["registered_seq"] == 0 and admin["role"] == "admin" and admin["revoked_seq"] is None
+    text = run("keys", "list", "--log-key", vkey, *srv, "--quiet").stdout
+    assert f"entry {acme['revoked_seq']}: laptop stolen" in text and "acme" in text
+    # ...the same from a bundle, and resumed from a saved state
+    bundle = live.tmp / "log.bundle"
+    run("export", "--out", str(bundle), *srv, "--quiet")
+    offline = json.loads(run("keys", "list", "--log-key", vkey, "--bundle", str(bundle), "--json", "--quiet").stdout)
+    assert offline["keys"] == listed
+    state = ["--state", str(live.tmp / "state")]
+    run("verify", "--log-key", vkey, *srv, *state, "--quiet")
+    resumed = json.loads(run("keys", "list", "--log-key", vkey, *srv, *state, "--json", "--quiet").stdout)
+    assert resumed["keys"] == listed
+    other_vkey = run("init", str(live.tmp / "other"), "--origin", "other.example.com/lotledger").stdout.strip()
+    other = run("keys", "list", "--log-key", other_vkey, *srv, ok=False)
+    assert other.exit_code == 1 and "checkpoint" in other.stderr  # not this log's key: nothing listed
