@@ -16,6 +16,7 @@ from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 from lotledger.ledger.client import StreamRefusal
 from lotledger.ledger.epcis import ImportPlan, Problem, export_document, plan_import
 from lotledger.ledger.errors import InvalidRecord
+from lotledger.ledger.log import AppendResult
 from lotledger.ledger.records import sign
 from lotledger.ledger.validation import lot_key
 from lotledger.signing.keys import SigningKey
@@ -56,7 +57,9 @@ def import_epcis(
         for p in plan.problems:
             problems.append({"file": str(path), "index": p.index, "event_id": p.event_id, "reason": p.reason})
             problems[-1]["message"] = p.message
-            where = f"{path}" + (f" event {p.index}" if p.index >= 0 else "") + (f" ({p.event_id})" if p.event_id else "")
+            where = (
+                f"{path}" + (f" event {p.index}" if p.index >= 0 else "") + (f" ({p.event_id})" if p.event_id else "")
+            )
             note(f"{where}: {p.message} [{p.reason}]")
     if problems:
         if as_json:
@@ -79,6 +82,15 @@ def import_epcis(
     refused = 0
     with connect(server) as client:
         outcomes = list(client.append_stream(sign(r, key) for _, _, _, r in planned))
+        for n, ((_, _, _, record), outcome) in enumerate(zip(planned, outcomes, strict=True)):
+            if isinstance(outcome, StreamRefusal) and outcome.error.reason == "RECORD_ID_CONFLICT":
+                # The same event in another form (URN vs Digital Link): same hash, so a no-op.
+                found = client.get_entry(record_id=record.record_id)
+                entry = records_pb2.Entry.FromString(found.entry) if found.entry else None
+                if entry is not None:
+                    held = records_pb2.Record.FromString(entry.signed_record.record_bytes)
+                    if held.epcis.event_hash_id == record.epcis.event_hash_id:
+                        outcomes[n] = AppendResult(found.seq, found.leaf_hash, entry.received_at.ToNanoseconds(), True)
     for (path_name, index, _event_id, record), outcome in zip(planned, outcomes, strict=True):
         if isinstance(outcome, StreamRefusal):
             refused += 1
@@ -141,7 +153,9 @@ def _names_lot(record: records_pb2.Record, key: str) -> bool:
 @click.option("--lot", "lots", multiple=True, help="Only records naming this lot key (repeatable).")
 @click.option("--from", "from_day", help="Only events on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--to", "to_day", help="Only events on or before this date (YYYY-MM-DD, UTC).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The JSON-LD file to write.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The JSON-LD file to write."
+)
 @client_options
 @handles_errors
 def export_epcis(

@@ -35,7 +35,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, unquote
 
 from lotledger.ledger.epcis_hash import (
@@ -64,7 +64,7 @@ _DOC = {v: k for k, v in _BTT.items()}
 _EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
 
 
-def _fail(message: str, reason: str = "EPCIS_UNMAPPABLE", where: str | None = None) -> Any:
+def _fail(message: str, reason: str = "EPCIS_UNMAPPABLE", where: str | None = None) -> NoReturn:
     raise EpcisUnmappable(message, reason=reason, field=where)
 
 
@@ -378,7 +378,9 @@ def _body(event: dict[str, Any], context: Any, submitter: str, record: Any) -> N
         s.to_location = _party(event, "destinationList", "destination", "location")
         s.documents.extend(_documents(event))
         asn = [d.number for d in s.documents if d.type in ("ASN", "BOL")]
-        s.shipment_id = _ext(event, "shipmentId") or (asn[0] if asn else f"epcis:{event_hash_id(event, context)[14:30]}")
+        s.shipment_id = _ext(event, "shipmentId") or (
+            asn[0] if asn else f"epcis:{event_hash_id(event, context)[14:30]}"
+        )
         _time(event, s.shipped_at)
         return
     if kind == "TransactionEvent":

@@ -232,9 +232,7 @@ def _extension(ns: _Namespaces, key: str, value: Any) -> list[str]:
         return [s for item in value for s in _extension(ns, key, item)]
     if isinstance(value, dict):
         text = f"={_value(value['#text'])}" if "#text" in value else ""
-        children = sorted(
-            s for k, v in value.items() if not k.startswith(("@", "#")) for s in _extension(ns, k, v)
-        )
+        children = sorted(s for k, v in value.items() if not k.startswith(("@", "#")) for s in _extension(ns, k, v))
         return [name + text + "".join(children)]
     return [f"{name}={_value(value)}"]
 

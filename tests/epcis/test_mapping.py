@@ -88,25 +88,105 @@ def native_records() -> list[records_pb2.Record]:
     lot_a = {"gtin": "09520000000011", "lot": "L7"}
     lot_b = {"itemCode": "MIX-1", "lot": "B 2"}
     return [
-        rec({"materialReceived": {"lot": lot_a, "supplier": "acme", "supplierLotCode": "ACME-77", "quantity": {"amount": "12.5", "unit": "KGM"},
-             "receivedAt": "2026-01-05T10:00:00.123Z", "location": "dock-1", "documents": [{"type": "PO", "number": "PO-9"}],
-             "expiryDate": "2026-06-01", "productDescription": "flour"}}, "n1"),
-        rec({"productionRun": {"runId": "RUN 5", "inputs": [{"lot": lot_a, "quantity": {"amount": "10", "unit": "KGM"}}],
-             "outputs": [{"lot": lot_b, "quantity": {"amount": "9.75", "unit": "KGM"}}], "manufacturedOn": "2026-01-05",
-             "expiryDate": "2026-03-01", "formulaId": "F-1", "formulaVersion": 3, "location": "line-2",
-             "startedAt": "2026-01-05T11:00:00Z", "completedAt": "2026-01-05T12:00:00Z", "productDescription": "mix"}}, "n2"),
-        rec({"qualityCheck": {"lot": lot_b, "checkName": "moisture", "result": "QC_RESULT_HOLD", "signedOffBy": "qa-ann",
-             "specReference": "SPEC-4", "checkedAt": "2026-01-05T13:00:00Z"}}, "n3"),
-        rec({"shipment": {"shipmentId": "SH-1", "lots": [{"lot": lot_b, "quantity": {"amount": "5", "unit": "KGM"}}],
-             "fromParticipant": "plant", "fromLocation": "414/4012345000122", "toParticipant": "gln:0614141000005",
-             "toLocation": "store-3", "shippedAt": "2026-01-06T08:00:00Z", "documents": [{"type": "ASN", "number": "A-1"}]}}, "n4"),
-        rec({"receipt": {"shipmentId": "SH-0", "lots": [{"lot": lot_a, "quantity": {"amount": "2", "unit": "H87"}}],
-             "participant": "plant", "location": "dock-1", "receivedAt": "2026-01-06T09:00:00Z"}}, "n5"),
-        rec({"aggregation": {"parentSscc": "040123450000001112", "action": "AGGREGATION_ACTION_ADD",
-             "lots": [{"lot": lot_b, "quantity": {"amount": "4", "unit": "KGM"}}], "location": "line-2",
-             "aggregatedAt": "2026-01-06T07:00:00Z"}}, "n6"),
-        rec({"scan": {"deviceId": "gun-1", "rawData": "]d2010952000000001110L7", "gs1": {"gtin": "09520000000011", "lot": "L7", "count": 3},
-             "meaning": "SCAN_MEANING_PRODUCE", "location": "line-2", "scannedAt": "2026-01-06T06:00:00Z"}}, "n7"),
+        rec(
+            {
+                "materialReceived": {
+                    "lot": lot_a,
+                    "supplier": "acme",
+                    "supplierLotCode": "ACME-77",
+                    "quantity": {"amount": "12.5", "unit": "KGM"},
+                    "receivedAt": "2026-01-05T10:00:00.123Z",
+                    "location": "dock-1",
+                    "documents": [{"type": "PO", "number": "PO-9"}],
+                    "expiryDate": "2026-06-01",
+                    "productDescription": "flour",
+                }
+            },
+            "n1",
+        ),
+        rec(
+            {
+                "productionRun": {
+                    "runId": "RUN 5",
+                    "inputs": [{"lot": lot_a, "quantity": {"amount": "10", "unit": "KGM"}}],
+                    "outputs": [{"lot": lot_b, "quantity": {"amount": "9.75", "unit": "KGM"}}],
+                    "manufacturedOn": "2026-01-05",
+                    "expiryDate": "2026-03-01",
+                    "formulaId": "F-1",
+                    "formulaVersion": 3,
+                    "location": "line-2",
+                    "startedAt": "2026-01-05T11:00:00Z",
+                    "completedAt": "2026-01-05T12:00:00Z",
+                    "productDescription": "mix",
+                }
+            },
+            "n2",
+        ),
+        rec(
+            {
+                "qualityCheck": {
+                    "lot": lot_b,
+                    "checkName": "moisture",
+                    "result": "QC_RESULT_HOLD",
+                    "signedOffBy": "qa-ann",
+                    "specReference": "SPEC-4",
+                    "checkedAt": "2026-01-05T13:00:00Z",
+                }
+            },
+            "n3",
+        ),
+        rec(
+            {
+                "shipment": {
+                    "shipmentId": "SH-1",
+                    "lots": [{"lot": lot_b, "quantity": {"amount": "5", "unit": "KGM"}}],
+                    "fromParticipant": "plant",
+                    "fromLocation": "414/4012345000122",
+                    "toParticipant": "gln:0614141000005",
+                    "toLocation": "store-3",
+                    "shippedAt": "2026-01-06T08:00:00Z",
+                    "documents": [{"type": "ASN", "number": "A-1"}],
+                }
+            },
+            "n4",
+        ),
+        rec(
+            {
+                "receipt": {
+                    "shipmentId": "SH-0",
+                    "lots": [{"lot": lot_a, "quantity": {"amount": "2", "unit": "H87"}}],
+                    "participant": "plant",
+                    "location": "dock-1",
+                    "receivedAt": "2026-01-06T09:00:00Z",
+                }
+            },
+            "n5",
+        ),
+        rec(
+            {
+                "aggregation": {
+                    "parentSscc": "040123450000001112",
+                    "action": "AGGREGATION_ACTION_ADD",
+                    "lots": [{"lot": lot_b, "quantity": {"amount": "4", "unit": "KGM"}}],
+                    "location": "line-2",
+                    "aggregatedAt": "2026-01-06T07:00:00Z",
+                }
+            },
+            "n6",
+        ),
+        rec(
+            {
+                "scan": {
+                    "deviceId": "gun-1",
+                    "rawData": "]d2010952000000001110L7",
+                    "gs1": {"gtin": "09520000000011", "lot": "L7", "count": 3},
+                    "meaning": "SCAN_MEANING_PRODUCE",
+                    "location": "line-2",
+                    "scannedAt": "2026-01-06T06:00:00Z",
+                }
+            },
+            "n7",
+        ),
     ]
 
 
@@ -133,7 +213,10 @@ def test_an_unmappable_event_is_reported_with_its_position() -> None:
     bad["epcisBody"]["eventList"][2]["disposition"] = "damaged"  # inspecting with no QC result
     bad["epcisBody"]["eventList"][0]["quantityList"][0]["epcClass"] = "urn:epc:id:sgtin:4012345.012345.9"  # a serial
     plan = plan_import(bad, "plant")
-    assert [(p.index, p.event_id) for p in plan.problems] == [(0, "urn:uuid:3b0a3c7e-0001-4c1e-9d6e-000000000001"), (2, "")]
+    assert [(p.index, p.event_id) for p in plan.problems] == [
+        (0, "urn:uuid:3b0a3c7e-0001-4c1e-9d6e-000000000001"),
+        (2, ""),
+    ]
     assert len(plan.records) == 3
 
 
@@ -142,7 +225,10 @@ def test_error_declaration_corrects_the_record_of_the_same_event() -> None:
     plan = plan_import(doc, "plant")
     declared = copy.deepcopy(doc)
     declared["epcisBody"]["eventList"] = [
-        {**doc["epcisBody"]["eventList"][0], "errorDeclaration": {"declarationTime": "2026-01-08T00:00:00Z", "reason": "incorrect_data"}}
+        {
+            **doc["epcisBody"]["eventList"][0],
+            "errorDeclaration": {"declarationTime": "2026-01-08T00:00:00Z", "reason": "incorrect_data"},
+        }
     ]
     validate(declared)
     fix = plan_import(declared, "plant").records[0][2]
