@@ -117,3 +117,9 @@ class StorageError(Exception):
 
 class Unavailable(StorageError):
     """The ledger is closing or closed; retry against a running server."""
+
+
+class EpcisUnmappable(InvalidRecord):
+    """An EPCIS event (or document) that lotledger cannot map to records; nothing is appended."""
+
+    default_reason = "EPCIS_UNMAPPABLE"
