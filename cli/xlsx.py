@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from xml.sax.saxutils import escape, quoteattr
 
-from lotledger.trace.fsma import DATE, TEXT
+from lotledger.trace.fsma import DATE, INTEGER, TEXT
 
 _EXCEL_EPOCH = date(1899, 12, 30).toordinal()
 _CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)}  # not allowed in XML 1.0
@@ -55,6 +55,15 @@ def _text(value: object) -> str:
     return escape(str(value).translate(_CONTROL))
 
 
+def _cell(kind: str, value: object) -> str:
+    """One cell's XML, by column type: inline text, a date serial in date format, a number."""
+    if kind == TEXT:
+        return f'<c t="inlineStr"><is><t>{_text(value)}</t></is></c>'
+    if kind == DATE:
+        return f'<c s="1"><v>{value.toordinal() - _EXCEL_EPOCH}</v></c>'  # type: ignore[attr-defined]
+    return f"<c><v>{value}</v></c>"
+
+
 class XlsxWriter:
     """with XlsxWriter(path) as w: w.sheet(name, columns, rows) ... (each sheet written once)."""
 
@@ -77,7 +86,6 @@ class XlsxWriter:
         self.names.append(name)
         letters = [column_letter(i) for i in range(len(columns))]
         types = [t for _, t in columns]
-        cache: dict[str, str] = {}
         n = 1
         with self.zip.open(f"xl/worksheets/sheet{len(self.names)}.xml", "w", force_zip64=True) as raw:
             head = "".join(
@@ -97,28 +105,26 @@ class XlsxWriter:
                 ).encode()
             )
             buf: list[str] = []
-            cells = list(zip(letters, types, strict=True))
+            # Cells carry no `r` (it is optional: cells follow one another, an empty one is
+            # <c/>), so a cell's XML depends on its value alone and repeated values (master
+            # data, units, days, round quantities) are formatted once.
+            cache: dict[object, str] = {None: "<c/>", "": "<c/>"}
+            get = cache.get
             for row in rows:
                 n += 1
-                parts = [f'<row r="{n}">']
-                for (letter, kind), value in zip(cells, row, strict=True):
-                    if value is None or value == "":
-                        continue
-                    if kind == TEXT:
-                        s = cache.get(value)  # type: ignore[call-overload]
-                        if s is None:
-                            s = _text(value)
-                            if len(cache) < 100_000:
-                                cache[value] = s  # type: ignore[index]
-                        parts.append(f'<c r="{letter}{n}" t="inlineStr"><is><t>{s}</t></is></c>')
-                    elif kind == DATE:
-                        serial = value.toordinal() - _EXCEL_EPOCH  # type: ignore[attr-defined]
-                        parts.append(f'<c r="{letter}{n}" s="1"><v>{serial}</v></c>')
-                    else:
-                        parts.append(f'<c r="{letter}{n}"><v>{value}</v></c>')
-                parts.append("</row>")
-                buf.append("".join(parts))
-                if len(buf) >= 2048:
+                cells = []
+                for kind, value in zip(types, row, strict=True):
+                    cell = get(value)
+                    if cell is None:
+                        cell = _cell(kind, value)
+                        if kind != INTEGER:
+                            if len(cache) > 200_000:
+                                cache.clear()
+                                cache.update({None: "<c/>", "": "<c/>"})
+                            cache[value] = cell
+                    cells.append(cell)
+                buf.append(f'<row r="{n}">{"".join(cells)}</row>')
+                if len(buf) >= 4096:
                     raw.write("".join(buf).encode())
                     buf.clear()
             raw.write("".join(buf).encode())

@@ -473,13 +473,16 @@ class FsmaBuilder:
             when = date.fromisoformat(run.manufactured_on)
         place = self.party(record.submitter, run.location)
         doc = ("Production run", run.run_id)
+        # A transformation is one event: all its lots or none (an FDA request for a lot's trace
+        # gets the whole run that used or made it, not the part naming traced lots).
+        if not any(self.keep.keeps(key, when) for key in record_lots(record)):
+            return
         for role, items in (("Input", run.inputs), ("Output", run.outputs)):
             for (key, unit), n in _sum(items).items():
-                if self.keep.keeps(key, when):
-                    desc = run.product_description if role == "Output" else self._description(key)
-                    self.rows[TRANSFORMATION].append(
-                        (role, key, desc, amount(n), unit, when, *place, *doc, seq, record.record_id)
-                    )
+                desc = run.product_description if role == "Output" else self._description(key)
+                self.rows[TRANSFORMATION].append(
+                    (role, key, desc, amount(n), unit, when, *place, *doc, seq, record.record_id)
+                )
 
     def _scan(self, seq: int, record: records_pb2.Record) -> None:
         s = record.scan
