@@ -10,6 +10,7 @@ sheet per Critical Tracking Event, cli/xlsx.py) or to one CSV file per CTE.
 from __future__ import annotations
 
 import csv
+import gc
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -39,13 +40,21 @@ def trace_lots(client: LedgerClient, lots: Iterable[str]) -> frozenset[str]:
 def build(client: LedgerClient, keep: RowFilter, *, check: bool = False, progress: bool = True) -> FsmaBuilder:
     """Stream every entry through a builder. Raises Unavailable/StorageError (the server)."""
     builder = FsmaBuilder(keep, check)
+    gc.disable()  # a million row tuples: the collector would walk them again and again
+    try:
+        _feed(client, builder, progress)
+    finally:
+        gc.enable()
+    return builder
+
+
+def _feed(client: LedgerClient, builder: FsmaBuilder, progress: bool) -> None:
     shown = Progress("entries", None, enabled=progress)
     decode_entry, decode_record = records_pb2.Entry.FromString, records_pb2.Record.FromString
     for seq, entry in client.list_entries(0, 0):  # the log as it stands when the call starts
         builder.add(seq, decode_record(decode_entry(entry).signed_record.record_bytes))
         if seq % 50_000 == 0:
             shown(seq)
-    return builder
 
 
 def _day(value: str | None, option: str) -> date | None:
