@@ -35,6 +35,16 @@ PARTICIPANTS = [
     ("shop-c", r.ROLE_CUSTOMER, "Shop C", "+1 555 0303", "3 Quay Street, Southby"),
 ]
 
+LOCATIONS = [
+    ("plant-7/dock", "plant", "Plant 7 receiving dock", "70 Oven Way, Crumbton", "+1 555 0170", "0952000000071"),
+    ("plant-7/line-1", "plant", "Plant 7 mixing and baking line 1", "70 Oven Way, Crumbton", "", "0952000000088"),
+    ("north/wh-1", "dist-north", "North Foods warehouse 1", "12 Depot Road, Northam", "+1 555 0211", ""),
+    ("south/wh-1", "dist-south", "South Fresh warehouse 1", "9 Harbour Road, Southby", "", ""),
+    ("shop-a", "shop-a", "Corner Shop A", "1 High Street, Northam", "", ""),
+    ("cafe-d", "cafe-d", "Cafe D", "4 Market Square, Northam", "", ""),
+    ("shop-c", "shop-c", "Shop C", "3 Quay Street, Southby", "", ""),
+]
+
 
 def demo_key(participant: str) -> SigningKey:
     return SigningKey.from_raw_seed(hashlib.sha256(f"lotledger-demo/{participant}".encode()).digest())
@@ -79,14 +89,11 @@ def write_demo(ledger: Ledger, admin: SigningKey) -> int:
         reg.participant_id, reg.role, reg.public_key = pid, role, demo_key(pid).public.raw
         reg.business_name, reg.phone, reg.address = name, phone, address
         w.commit()
-    for loc, pid, name in [
-        ("plant-7/dock", "plant", "Plant 7 receiving dock"),
-        ("plant-7/line-1", "plant", "Plant 7 mixing and baking line 1"),
-        ("north/wh-1", "dist-north", "North Foods warehouse 1"),
-        ("south/wh-1", "dist-south", "South Fresh warehouse 1"),
-    ]:
+    # Location master data: what FSMA 204 location descriptions are made of (lotledger fsma-check).
+    for loc, pid, name, address, phone, gln in LOCATIONS:
         rec = w.add(f"location/{loc}", "admin", at(0), admin).location_registered
         rec.location_id, rec.participant_id, rec.name = loc, pid, name
+        rec.address, rec.phone, rec.gln = address, phone, gln
         w.commit()
 
     def receive(

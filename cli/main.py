@@ -14,7 +14,7 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
-from lotledger.cli import epcis_cmd, evidence_cmd, monitor_cmd, tiles_cmd, trace_cmds
+from lotledger.cli import epcis_cmd, evidence_cmd, fsma_cmd, monitor_cmd, tiles_cmd, trace_cmds
 from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.options import (
     DEFAULT_SERVER,
@@ -764,6 +764,8 @@ main.add_command(witness)
 main.add_command(monitor_cmd.monitor)
 main.add_command(epcis_cmd.import_epcis)
 main.add_command(epcis_cmd.export_epcis)
+main.add_command(fsma_cmd.export_fsma)
+main.add_command(fsma_cmd.fsma_check)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,8 +17,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.validation import lot_key, timestamp_to_datetime
 from lotledger.trace.effects import CONSUME, QC_NAMES, QC_NONE, QC_PASS, SHIP, SHIPMENT, Effect, nano
+from lotledger.trace.fsma import IndexKdeContext, missing_kdes, record_lots
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.queries import quantity
+from lotledger.trace.records import in_force
 from lotledger.v1 import records_pb2
 
 RULES = {
@@ -29,6 +31,7 @@ RULES = {
     "RECEIPT_WITHOUT_SHIPMENT": "a receipt names a shipment that is not in the ledger",
     "RECEIPT_MISMATCH": "a receipt's lots or quantities differ from its shipment's",
     "SHIPPED_UNDER_RECALL": "a lot under an open recall (or made from one) was shipped",
+    "KDE_MISSING": "a record of an FSMA 204 Critical Tracking Event lacks a required Key Data Element",
 }
 
 
@@ -202,6 +205,18 @@ def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: li
     return out
 
 
+def _kde(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
+    """KDE_MISSING (trace/fsma.py): one alert per record, naming every missing element; a
+    correction is judged by the body it puts in force."""
+    body = in_force(record)
+    missing = missing_kdes(body, IndexKdeContext(index))
+    if not missing:
+        return []
+    kind = body.WhichOneof("body")
+    lots = record_lots(body)
+    return [Alert(seq, record.record_id, "KDE_MISSING", lots[0] if lots else "", f"{kind} lacks {', '.join(missing)}")]
+
+
 def apply_and_check(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     """Apply a committed record to the index and return the irregularities it shows."""
     kind = record.WhichOneof("body") or ""
@@ -213,5 +228,6 @@ def apply_and_check(index: TraceIndex, seq: int, record: records_pb2.Record) -> 
         return _scan(index, seq, record, effs) + _over_used(index, seq, record, effs) if effs else []
     before = _BEFORE.get(kind)
     alerts = before(index, seq, record) if before else []
+    alerts += _kde(index, seq, record)
     index.apply(seq, record)
     return alerts + _over_used(index, seq, record, [])

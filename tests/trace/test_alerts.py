@@ -122,7 +122,7 @@ def test_receipts() -> None:
     c.receive()
     c.qc(records_pb2.QC_RESULT_PASS)
     c.ship("10", shipment_id="S-A")
-    assert c.receipt("S-A", "10") == set()
+    assert c.receipt("S-A", "10") - {"KDE_MISSING"} == set()  # (tests/fsma: this bare receipt lacks KDEs)
     assert "RECEIPT_MISMATCH" in c.receipt("S-A", "9")
     assert "RECEIPT_WITHOUT_SHIPMENT" in c.receipt("S-NOPE", "10")
 
