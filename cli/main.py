@@ -805,8 +805,8 @@ main.add_command(tiles_cmd.export_tiles_command)
 main.add_command(evidence_cmd.verify_evidence)
 main.add_command(witness)
 main.add_command(monitor_cmd.monitor)
+main.add_command(ca_cmd.ca)
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-main.add_command(ca_cmd.ca)
