@@ -14,7 +14,8 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
-from lotledger.cli import epcis_cmd, evidence_cmd, fsma_cmd, monitor_cmd, tiles_cmd, trace_cmds
+from lotledger.cli import ca_cmd, epcis_cmd, evidence_cmd, fsma_cmd, monitor_cmd, tiles_cmd, trace_cmds
+from lotledger.cli.ca_cmd import log_key_passphrase, log_key_passphrase_option, serve_tls_options, server_tls
 from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.options import (
     DEFAULT_SERVER,
@@ -22,6 +23,7 @@ from lotledger.cli.options import (
     client_options,
     connect,
     signer_options,
+    tls_options,
     verifier_key_arg,
     witness_options,
     witness_quorum,
@@ -80,20 +82,42 @@ def _result_json(r: AppendResult, record_id: str) -> dict[str, Any]:
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--origin", required=True, help="The log's name, e.g. plant-7.example.com/lotledger.")
 @click.option("--admin-id", default="admin", show_default=True, help="Participant id of the first admin.")
+@click.option(
+    "--encrypt-log-key",
+    is_flag=True,
+    help="Write the log key as an encrypted PEM; the passphrase comes from env LOTLEDGER_LOG_KEY_PASSPHRASE, "
+    "--log-key-passphrase-file, or a prompt. `serve` then needs the same passphrase.",
+)
+@log_key_passphrase_option
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
-def init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
+def init(
+    data_dir: Path,
+    origin: str,
+    admin_id: str,
+    encrypt_log_key: bool,
+    log_key_passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
     """Create a ledger: the store, the log key, the first admin key, and entry 0."""
-    _init(data_dir, origin, admin_id, as_json)
+    passphrase = None
+    if encrypt_log_key:
+        passphrase = (
+            log_key_passphrase(log_key_passphrase_file)
+            or click.prompt("passphrase for the log key", hide_input=True, confirmation_prompt=True, err=True).encode()
+        )
+    _init(data_dir, origin, admin_id, as_json, log_key_passphrase=passphrase)
 
 
-def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
+def _init(
+    data_dir: Path, origin: str, admin_id: str, as_json: bool, *, log_key_passphrase: bytes | None = None
+) -> None:
     keys = data_dir / "keys"
     if (data_dir / "ledger" / "data.mdb").exists():
         fail(f"{data_dir} already holds a ledger", ExitCode.USAGE)
     keys.mkdir(parents=True, exist_ok=True)
     log_key, admin_key = SigningKey.generate(), SigningKey.generate()
-    log_key.save_pair(keys / "log.key")
+    log_key.save_pair(keys / "log.key", log_key_passphrase)
     admin_key.save_pair(keys / "admin.key")
     Ledger.initialize(data_dir, origin, log_key, admin_key, admin_id=admin_id).close()
     vkey = NoteSigner(origin, log_key).verifier_key
@@ -129,6 +153,8 @@ def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
     metavar="URL=VKEY",
     help="Submit each new checkpoint to this witness (c2sp.org/tlog-witness) and keep its cosignature.",
 )
+@serve_tls_options
+@log_key_passphrase_option
 @handles_errors
 def serve(
     data_dir: Path,
@@ -137,9 +163,17 @@ def serve(
     init_origin: str | None,
     demo: bool,
     witnesses: tuple[str, ...],
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    client_ca: Path | None,
+    allow_plaintext: bool,
+    log_key_passphrase_file: Path | None,
 ) -> None:
-    """Serve a ledger over gRPC until SIGINT or SIGTERM."""
+    """Serve a ledger over gRPC until SIGINT or SIGTERM. With --tls-cert, --tls-key and
+    --client-ca: mTLS, every caller identified by its client certificate."""
     from lotledger.ledger.server import LedgerServer
+
+    tls = server_tls(listen, tls_cert, tls_key, client_ca, allow_plaintext)
 
     if (init_origin or demo) and not (data_dir / "ledger" / "data.mdb").exists():
         _init(data_dir, init_origin or DEMO_ORIGIN, "admin", False)
@@ -152,7 +186,12 @@ def serve(
         )
     targets = [witness_target_arg(w, "--witness") for w in witnesses]
     server = LedgerServer(
-        data_dir, listen, config=LedgerConfig(checkpoint_interval=checkpoint_interval), witnesses=targets
+        data_dir,
+        listen,
+        config=LedgerConfig(checkpoint_interval=checkpoint_interval),
+        witnesses=targets,
+        tls=tls,
+        log_key_passphrase=log_key_passphrase(log_key_passphrase_file),
     ).start()
     stopping = threading.Event()
 
@@ -161,7 +200,10 @@ def serve(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    note(f"lotledger {server.ledger.origin}: {server.ledger.size} entries, serving on {server.address}")
+    note(
+        f"lotledger {server.ledger.origin}: {server.ledger.size} entries, serving on {server.address}"
+        + (" (mTLS: client certificates required)" if server.tls else " (plaintext)")
+    )
     note(f"log verifier key: {server.ledger.log_verifier_key}")
     for t in targets:
         note(f"witness {t.key.name}: submitting checkpoints to {t.endpoint}")
@@ -177,9 +219,10 @@ DEMO_ORIGIN = "demo.example.com/lotledger"
 
 def _load_demo(data_dir: Path) -> int:
     from lotledger.cli.demo import save_demo_keys, write_demo
+    from lotledger.ledger.server import load_log_key
 
     keys = data_dir / "keys"
-    ledger = Ledger(data_dir, SigningKey.load(keys / "log.key"))
+    ledger = Ledger(data_dir, load_log_key(keys / "log.key"))
     try:
         written = write_demo(ledger, SigningKey.load(keys / "admin.key"))
         ledger.sign_checkpoint_now()
@@ -495,7 +538,7 @@ def log_source_options(fn: F) -> F:
         )
     ):
         fn = option(fn)
-    return fn
+    return tls_options(fn)
 
 
 def _run_verification(
@@ -766,6 +809,7 @@ main.add_command(epcis_cmd.import_epcis)
 main.add_command(epcis_cmd.export_epcis)
 main.add_command(fsma_cmd.export_fsma)
 main.add_command(fsma_cmd.fsma_check)
+main.add_command(ca_cmd.ca)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from lotledger.cli.output import ExitCode, fail
-from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.client import ClientTls, LedgerClient
 from lotledger.ledger.witnessing import WitnessTarget
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.errors import InvalidKey
@@ -19,14 +19,60 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
-server_option = click.option(
-    "--server",
-    envvar="LOTLEDGER_SERVER",
-    default=DEFAULT_SERVER,
-    show_default=True,
-    metavar="HOST:PORT",
-    help="Ledger server address (env LOTLEDGER_SERVER).",
-)
+_TLS_META = "lotledger.tls"
+
+
+def _remember_tls(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta.setdefault(_TLS_META, {})[param.name] = value
+
+
+def tls_options(fn: F) -> F:
+    """--tls-ca, --tls-cert, --tls-key (and their env vars) for every command that talks to a
+    server. They do not reach the command's signature: `connect` (and `client_tls`) read them
+    from the click context, so a command gets mTLS by taking --server."""
+    for name, env, text in (
+        ("--tls-key", "LOTLEDGER_TLS_KEY", "This participant's TLS key, PEM, mode 0600"),
+        ("--tls-cert", "LOTLEDGER_TLS_CERT", "This participant's client certificate, PEM (lotledger ca issue)"),
+        ("--tls-ca", "LOTLEDGER_TLS_CA", "Connect with TLS, trusting the server certificate signed by this CA (PEM)"),
+    ):
+        fn = click.option(
+            name,
+            envvar=env,
+            type=click.Path(dir_okay=False),
+            metavar="PATH",
+            expose_value=False,
+            callback=_remember_tls,
+            help=f"{text} (env {env}).",
+        )(fn)
+    return fn
+
+
+def client_tls() -> ClientTls | None:
+    """The TLS settings given to the running command, or None for plaintext. Exits with a
+    usage error for --tls-cert/--tls-key without --tls-ca; raises KeyFileError."""
+    ctx = click.get_current_context(silent=True)
+    given: dict[str, str] = ctx.meta.get(_TLS_META, {}) if ctx is not None else {}
+    if not given:
+        return None
+    if "tls_ca" not in given:
+        fail("--tls-cert/--tls-key need --tls-ca (the CA that signed the server's certificate)", ExitCode.USAGE)
+    return ClientTls.load(given["tls_ca"], given.get("tls_cert"), given.get("tls_key"))
+
+
+def server_option(fn: F) -> F:
+    """--server HOST:PORT, with the TLS options that go with it."""
+    fn = click.option(
+        "--server",
+        envvar="LOTLEDGER_SERVER",
+        default=DEFAULT_SERVER,
+        show_default=True,
+        metavar="HOST:PORT",
+        help="Ledger server address (env LOTLEDGER_SERVER).",
+    )(fn)
+    return tls_options(fn)
+
+
 key_option = click.option(
     "--key",
     "key_path",
@@ -44,9 +90,10 @@ participant_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
-def connect(server: str) -> LedgerClient:
-    """A client to a server that answers, or Unavailable (exit 3) within 5 seconds."""
-    client = LedgerClient(server)
+def connect(server: str, tls: ClientTls | None = None) -> LedgerClient:
+    """A client to a server that answers, or Unavailable (exit 3) within 5 seconds. TLS
+    comes from `tls`, else from the command's --tls-* options."""
+    client = LedgerClient(server, tls=tls or client_tls())
     client.wait_ready(timeout=5.0)
     return client
 

@@ -6,10 +6,12 @@ LedgerError (the data was refused) or StorageError/Unavailable (the server or th
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
@@ -19,6 +21,8 @@ from lotledger.ledger.errors import LedgerError, StorageError, Unavailable
 from lotledger.ledger.log import AppendResult
 from lotledger.ledger.status import from_rpc_error
 from lotledger.ledger.validation import MAX_MESSAGE_BYTES
+from lotledger.signing.errors import KeyFileError
+from lotledger.signing.keys import read_private_file
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from lotledger.v1 import records_pb2, trace_pb2
@@ -41,17 +45,58 @@ class Checkpointed:
     root_hash: bytes
 
 
+@dataclass(frozen=True, repr=False)
+class ClientTls:
+    """mTLS for a client: the CA that signed the server's certificate, and this participant's
+    certificate and key (PEM). Without cert/key the client offers no certificate (a server
+    with mTLS refuses it in the handshake). repr shows no key material."""
+
+    ca: bytes
+    cert: bytes | None = None
+    key: bytes | None = None
+
+    @classmethod
+    def load(
+        cls,
+        ca: str | os.PathLike[str],
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
+    ) -> ClientTls:
+        """Read the files; the key must be 0600 (keys.read_private_file).
+
+        Raises KeyFileError (unreadable, a key others can read, or a cert without its key).
+        """
+        if (cert is None) != (key is None):
+            raise KeyFileError(
+                "a client certificate needs its key and a key its certificate (--tls-cert and --tls-key)"
+            )
+        try:
+            ca_pem = Path(ca).read_bytes()
+            cert_pem = Path(cert).read_bytes() if cert is not None else None
+        except OSError as e:
+            raise KeyFileError(f"cannot read {e.filename}: {e.strerror or e}") from e
+        return cls(ca_pem, cert_pem, read_private_file(key) if key is not None else None)
+
+    def __repr__(self) -> str:
+        return f"ClientTls(client certificate: {self.cert is not None})"
+
+
 class LedgerClient:
-    def __init__(self, target: str, *, timeout: float = 30.0):
+    """`tls`: connect with TLS (and a client certificate, for mTLS); None: plaintext."""
+
+    def __init__(self, target: str, *, timeout: float = 30.0, tls: ClientTls | None = None):
         self.target = target
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        self.tls = tls is not None
+        options = [
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls is None:
+            self.channel = grpc.insecure_channel(target, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+            self.channel = grpc.secure_channel(target, credentials, options=options)
         self.stub = pb_grpc.LedgerServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> LedgerClient:
@@ -75,7 +120,8 @@ class LedgerClient:
         try:
             grpc.channel_ready_future(self.channel).result(timeout=timeout)
         except grpc.FutureTimeoutError as e:
-            raise Unavailable(f"no lotledger server answers at {self.target}") from e
+            hint = " (or the TLS handshake failed: check --tls-ca, --tls-cert and --tls-key)" if self.tls else ""
+            raise Unavailable(f"no lotledger server answers at {self.target}{hint}") from e
 
     def append(self, signed: records_pb2.SignedRecord) -> AppendResult:
         response: pb.AppendResponse = self._call(self.stub.Append, pb.AppendRequest(signed_record=signed))

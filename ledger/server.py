@@ -1,14 +1,22 @@
 """Assembles the gRPC server: the ledger servicer, health checking and reflection.
 
-Service names come from the generated descriptors, never typed by hand.
+Service names come from the generated descriptors, never typed by hand. With `tls` the
+server listens with TLS and requires a client certificate signed by the client CA (mTLS);
+the servicer then checks every call against the identity the certificate names
+(lotledger.ledger.access). Without it the transport is plaintext, which is meant for a
+loopback address (the demo, the tests): `is_loopback` tells, and anything else is logged as
+a warning here and refused by `lotledger serve` unless asked for.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -19,7 +27,8 @@ from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.servicer import LedgerServicer
 from lotledger.ledger.validation import MAX_MESSAGE_BYTES
 from lotledger.ledger.witnessing import WitnessSubmitter, WitnessTarget
-from lotledger.signing.keys import SigningKey
+from lotledger.signing.errors import InvalidKey, KeyFileError
+from lotledger.signing.keys import SigningKey, read_private_file
 from lotledger.trace.live import LiveIndex
 from lotledger.trace.snapshot import SnapshotStore
 from lotledger.v1 import ledger_service_pb2 as pb
@@ -34,8 +43,57 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 SWITCH_INTERVAL = 0.0002
 
 
+LOG_KEY_PASSPHRASE_ENV = "LOTLEDGER_LOG_KEY_PASSPHRASE"
+
+
+@dataclass(frozen=True, repr=False)
+class ServerTls:
+    """The server's certificate chain and key, and the CA its clients' certificates must chain
+    to (all PEM). repr shows no key material."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes
+
+    @classmethod
+    def load(
+        cls, cert: str | os.PathLike[str], key: str | os.PathLike[str], client_ca: str | os.PathLike[str]
+    ) -> ServerTls:
+        """Read the three files; the key must be 0600 (keys.read_private_file).
+
+        Raises KeyFileError (unreadable, or a key others can read).
+        """
+        try:
+            cert_pem, ca_pem = Path(cert).read_bytes(), Path(client_ca).read_bytes()
+        except OSError as e:
+            raise KeyFileError(f"cannot read {e.filename}: {e.strerror or e}") from e
+        return cls(cert_pem, read_private_file(key), ca_pem)
+
+    def __repr__(self) -> str:
+        return "ServerTls(...)"
+
+
+def is_loopback(listen: str) -> bool:
+    """Is HOST:PORT a loopback address (127.0.0.0/8, ::1, localhost)? Plaintext is safe only there."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class LedgerServer:
-    """A running server over one data directory. `port` is the bound port (ask for 0 in tests)."""
+    """A running server over one data directory. `port` is the bound port (ask for 0 in tests).
+
+    `tls`: serve with mTLS (see the module doc). `log_key_passphrase`: decrypts an encrypted
+    log key (keys/log.key); by default it is read from the environment variable
+    LOTLEDGER_LOG_KEY_PASSPHRASE when that is set.
+
+    Raises KeyFileError or InvalidKey (the log key cannot be loaded: the message names the
+    file, and for an encrypted key the passphrase), OSError (cannot listen).
+    """
 
     def __init__(
         self,
@@ -45,10 +103,12 @@ class LedgerServer:
         config: LedgerConfig | None = None,
         max_workers: int = 32,
         witnesses: Sequence[WitnessTarget] = (),
+        tls: ServerTls | None = None,
+        log_key_passphrase: bytes | None = None,
     ):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.data_dir = Path(data_dir)
-        log_key = SigningKey.load(self.data_dir / "keys" / "log.key")
+        log_key = load_log_key(self.data_dir / "keys" / "log.key", log_key_passphrase)
         self.ledger = Ledger(self.data_dir, log_key, config)
         self.verify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self.live = LiveIndex(self.ledger, snapshots=SnapshotStore(self.data_dir / "index"))
@@ -61,7 +121,7 @@ class LedgerServer:
             ],
             maximum_concurrent_rpcs=max_workers * 4,
         )
-        servicer = LedgerServicer(self.ledger, self.verify_pool, self.live)
+        servicer = LedgerServicer(self.ledger, self.verify_pool, self.live, mtls=tls is not None)
         pb_grpc.add_LedgerServiceServicer_to_server(servicer, self.server)  # type: ignore[no-untyped-call]
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -69,7 +129,20 @@ class LedgerServer:
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self.server,
         )
-        self.port = self.server.add_insecure_port(listen)
+        self.tls = tls is not None
+        if tls is None:
+            if not is_loopback(listen):
+                log.warning(
+                    "serving PLAINTEXT on %s, which is not a loopback address: anyone on the network can read "
+                    "and write without a certificate; use --tls-cert/--tls-key/--client-ca",
+                    listen,
+                )
+            self.port = self.server.add_insecure_port(listen)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.private_key, tls.cert_chain)], root_certificates=tls.client_ca, require_client_auth=True
+            )
+            self.port = self.server.add_secure_port(listen, credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {listen}")
         host = listen.rsplit(":", 1)[0]
@@ -94,3 +167,21 @@ class LedgerServer:
 
     def wait(self) -> None:
         self.server.wait_for_termination()
+
+
+def load_log_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
+    """The log's signing key; an encrypted PEM is decrypted with `passphrase`, or else with
+    LOTLEDGER_LOG_KEY_PASSPHRASE from the environment.
+
+    Raises KeyFileError (unreadable, readable by others) or InvalidKey (with a message that
+    says how to give the passphrase when the key is encrypted and none or a wrong one came).
+    """
+    if passphrase is None and os.environ.get(LOG_KEY_PASSPHRASE_ENV):
+        passphrase = os.environ[LOG_KEY_PASSPHRASE_ENV].encode()
+    try:
+        return SigningKey.load(path, passphrase)
+    except InvalidKey as e:
+        how = f"set {LOG_KEY_PASSPHRASE_ENV} or pass --log-key-passphrase-file FILE"
+        if passphrase is None:
+            raise InvalidKey(f"the log key {path} is encrypted or unusable ({e}); if it is encrypted, {how}") from e
+        raise InvalidKey(f"cannot decrypt the log key {path} with the passphrase given ({e}); {how}") from e

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from lotledger.cli.options import server_option
+from lotledger.cli.options import client_tls, server_option
 from lotledger.cli.output import handles_errors
 from lotledger.scanner_client import device
 from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
@@ -148,7 +148,7 @@ def _session(
     station = Station(device.load(data_dir), location, meaning)
     spool = Spool(data_dir)
     stop = threading.Event()
-    sender = Sender(spool, server, report=say)
+    sender = Sender(spool, server, report=say, tls=client_tls())
     thread = threading.Thread(target=sender.run, args=(stop,), name="sender", daemon=True)
     if not no_send:
         thread.start()
@@ -187,7 +187,7 @@ def _session(
 def send(data_dir: Path, server: str, timeout: float, batch: int) -> None:
     """Drain the spool now (in order), then exit."""
     spool = Spool(data_dir)
-    sender = Sender(spool, server, batch=batch, report=say)
+    sender = Sender(spool, server, batch=batch, report=say, tls=client_tls())
     stop = threading.Event()
     thread = threading.Thread(target=sender.run, args=(stop,), daemon=True)
     before = spool.counts()

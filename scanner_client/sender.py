@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lotledger.ledger.client import LedgerClient, StreamRefusal
+from lotledger.ledger.client import ClientTls, LedgerClient, StreamRefusal
 from lotledger.ledger.errors import LedgerError, StorageError, Unavailable
 from lotledger.scanner_client.spool import Spool
 
@@ -39,8 +39,10 @@ class Sender:
         window: int = 10,
         backoff: tuple[float, float] = (0.2, 10.0),
         report: Report | None = None,
+        tls: ClientTls | None = None,
     ):
         self.spool, self.server, self.batch, self.window = spool, server, batch, window
+        self.tls = tls
         self.backoff = backoff
         self.report = report or (lambda line: None)
         self._client: LedgerClient | None = None
@@ -60,7 +62,7 @@ class Sender:
         if not pending:
             return done
         if self._client is None:
-            self._client = LedgerClient(self.server, timeout=30.0)
+            self._client = LedgerClient(self.server, timeout=30.0, tls=self.tls)
         sent: list[tuple[int, int]] = []
         refused: list[tuple[int, str, str, str]] = []
         try:

@@ -36,8 +36,11 @@ __all__ = [
     "SigningKey",
     "VerifyKey",
     "key_id",
+    "read_private_file",
     "sign_record",
     "verify_record",
+    "write_private_file",
+    "write_public_file",
 ]
 
 RECORD_CONTEXT = b"lotledger/record/v1\n"
@@ -328,27 +331,7 @@ class SigningKey:
         Raises KeyFileError (missing, unreadable, not a regular file, or mode not 0600/0400; the
         message names the file and says to run chmod 600) or InvalidKey (see from_pem).
         """
-        p = os.fspath(path)
-        try:
-            fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            raise KeyFileError(f"cannot read private key {p}: {e.strerror or e}") from e
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise KeyFileError(f"private key {p} is not a regular file")
-            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise KeyFileError(
-                    f"private key {p} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
-                    f"fix it with: chmod 600 {p}"
-                )
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                data = f.read()
-        except OSError as e:
-            raise KeyFileError(f"cannot read private key {p}: {e.strerror or e}") from e
-        finally:
-            os.close(fd)
-        return cls.from_pem(data, passphrase)
+        return cls.from_pem(read_private_file(path), passphrase)
 
     def save(self, path: _PathLike, passphrase: bytes | None = None) -> None:
         """Write to_pem(passphrase) to `path`: created 0600, fsynced, then renamed over `path`,
@@ -366,6 +349,55 @@ class SigningKey:
         """
         self.save(path, passphrase)
         self._public.save(f"{os.fspath(path)}.pub")
+
+
+def read_private_file(path: _PathLike) -> bytes:
+    """The bytes of a secret file (a private key of any kind: record keys, TLS keys, the CA's),
+    refusing one that group or others can access at all.
+
+    Why refuse rather than warn: a key that others could read must be presumed copied, and
+    one they could write may have been replaced. The mode is checked on the open file
+    descriptor, so the file checked is the file read.
+
+    Raises KeyFileError (missing, unreadable, not a regular file, or mode not 0600/0400; the
+    message names the file and says to run chmod 600).
+    """
+    p = os.fspath(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise KeyFileError(f"cannot read private key {p}: {e.strerror or e}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFileError(f"private key {p} is not a regular file")
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(
+                f"private key {p} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+                f"fix it with: chmod 600 {p}"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as e:
+        raise KeyFileError(f"cannot read private key {p}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+
+
+def write_private_file(path: _PathLike, data: bytes) -> None:
+    """Write a secret file atomically, mode 0600 from the moment it exists (see _write_atomic).
+
+    Raises KeyFileError.
+    """
+    _write_atomic(Path(path), data, _PRIVATE_MODE)
+
+
+def write_public_file(path: _PathLike, data: bytes) -> None:
+    """Write a file meant to be shared (a certificate, a public key) atomically, mode 0644.
+
+    Raises KeyFileError.
+    """
+    _write_atomic(Path(path), data, _PUBLIC_MODE)
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:

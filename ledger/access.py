@@ -1,0 +1,200 @@
+"""Who may do what over the wire: the caller's identity (from its mTLS certificate) and the
+one read rule. Pure: no gRPC, no LMDB; the servicer hands in what it read.
+
+Identity. With mTLS on, the server requires a client certificate signed by its client CA;
+the participant it names is the SAN URI `lotledger:participant:<id>`, or, for a certificate
+with no such URI, its subject CN. A certificate naming two different participants names none.
+
+Writes. The identity must equal the record's submitter (even with a valid signature by the
+submitter's key: a stolen key alone does not let another partner write), and an admin record
+(ParticipantRegistered, KeyRevoked, LocationRegistered) needs a caller whose registered role
+is admin, on top of the signature policy (lotledger.ledger.policy).
+
+Reads (the rule, in one place):
+
+| caller                                   | may read                                               |
+|------------------------------------------|--------------------------------------------------------|
+| mTLS off (plaintext loopback: the demo)  | everything, as before                                  |
+| no identity, or an unregistered one      | nothing (gRPC health checking only)                    |
+| role admin, qa or auditor                | everything                                             |
+| any other registered participant         | checkpoints, consistency proofs and GetKey (public     |
+| (manufacturer, supplier, distributor,    | by nature, see below); the entries it is *party to*    |
+| customer, scanner): a *partner*          | (GetEntry, and GetInclusionProof for them); Trace,     |
+|                                          | Recall and CommonSources of lots that *concern* it;    |
+|                                          | the alerts on such lots. Never ListEntries (the whole  |
+|                                          | log is for auditors, QA and admins).                   |
+
+- A record is *its* (the participant is party to it) when it submitted it, or the record
+  names it as a counterparty: a shipment's from/to participant, a receipt's participant, a
+  material receipt's supplier.
+- A lot *concerns* a participant when any entry behind the lot in the trace index is its:
+  it received, shipped, supplied, made, checked or scanned the lot, or the lot was shipped
+  to or received from it.
+- An entry is readable when it is the caller's, or it names a lot that concerns the caller.
+- Checkpoints and consistency proofs are public by nature in a transparency log: they carry
+  a tree size and hashes, nothing about any record, and every participant (and witness)
+  needs them to check that the log it relies on only grows. GetKey maps a key id (a hash
+  seen in an entry the caller could read) to its participant: what a partner needs to check
+  the signatures on the entries it can read.
+- The manufacturer is a partner here, not a full reader: a plant's own people who trace
+  and recall across the whole log get the qa role (least privilege).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from lotledger.ledger.errors import PermissionDenied, Unauthenticated
+from lotledger.ledger.policy import ADMIN_KINDS
+from lotledger.v1 import records_pb2
+
+PARTICIPANT_URI_PREFIX = "lotledger:participant:"  # the same prefix lotledger.signing.certs writes
+FULL_READERS = frozenset({"admin", "qa", "auditor"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling. `tls` False: plaintext transport, no identity to check (loopback
+    only). `participant`: the id the client certificate names, or None. `role`: that
+    participant's registered role, or None if it is not registered."""
+
+    tls: bool
+    participant: str | None = None
+    role: str | None = None
+
+    @property
+    def reads_everything(self) -> bool:
+        return not self.tls or self.role in FULL_READERS
+
+    def __str__(self) -> str:
+        return f"participant {self.participant!r}" if self.participant else "an anonymous caller"
+
+
+OPEN = Caller(tls=False)
+
+
+def participant_of(auth: Mapping[str, Sequence[bytes]]) -> str | None:
+    """The participant id a verified client certificate names, from gRPC's auth context
+    (`x509_subject_alternative_name`, `x509_common_name`); None when it names none or names
+    two different ones."""
+    uris = {
+        v.decode("utf-8", "replace")[len(PARTICIPANT_URI_PREFIX) :]
+        for v in auth.get("x509_subject_alternative_name", ())
+        if v.startswith(PARTICIPANT_URI_PREFIX.encode())
+    }
+    if len(uris) > 1:
+        return None
+    if uris:
+        return uris.pop() or None
+    names = {v.decode("utf-8", "replace") for v in auth.get("x509_common_name", ())}
+    return names.pop() if len(names) == 1 else None
+
+
+def caller_from(auth: Mapping[str, Sequence[bytes]], role_of: Callable[[str], str | None], *, mtls: bool) -> Caller:
+    """The Caller for a gRPC auth context. `mtls`: the server requires client certificates
+    (then a call without TLS, which cannot happen, would be an anonymous caller: fail
+    closed); without it every caller is OPEN. `role_of` gives a registered participant's
+    role name, None for an unknown id."""
+    if not mtls:
+        return OPEN
+    if b"ssl" not in auth.get("transport_security_type", ()):
+        return Caller(tls=True)
+    participant = participant_of(auth)
+    return Caller(tls=True, participant=participant, role=role_of(participant) if participant else None)
+
+
+def require_known(caller: Caller) -> None:
+    """Any read or write needs a registered identity when mTLS is on.
+
+    Raises Unauthenticated (no identity in the certificate) or PermissionDenied (not registered).
+    """
+    if not caller.tls:
+        return
+    if caller.participant is None:
+        raise Unauthenticated(
+            "the client certificate names no participant (SAN URI lotledger:participant:<id> or CN)",
+            reason="NO_IDENTITY",
+        )
+    if caller.role is None:
+        raise PermissionDenied(
+            f"the client certificate names participant {caller.participant!r}, which is not registered in this log",
+            reason="UNKNOWN_PARTICIPANT",
+        )
+
+
+def check_submission(caller: Caller, record: records_pb2.Record, kind: str) -> None:
+    """May this caller submit this record? (The signature and the key's owner are checked
+    by admission and the registry; this is the transport identity.)
+
+    Raises Unauthenticated or PermissionDenied (IDENTITY_MISMATCH, ADMIN_REQUIRED).
+    """
+    if not caller.tls:
+        return
+    require_known(caller)
+    if caller.participant != record.submitter:
+        raise PermissionDenied(
+            f"the client certificate identifies participant {caller.participant!r}, but the record's submitter "
+            f"is {record.submitter!r}: a participant submits only its own records, whoever's key signed them",
+            reason="IDENTITY_MISMATCH",
+            field="submitter",
+        )
+    if kind in ADMIN_KINDS and caller.role != "admin":
+        raise PermissionDenied(
+            f"{kind} records need a caller with the admin role; {caller} has role {caller.role!r}",
+            reason="ADMIN_REQUIRED",
+            field=kind,
+        )
+
+
+def is_party(participant: str, record: records_pb2.Record) -> bool:
+    """True when `participant` submitted `record` or the record names it as a counterparty."""
+    if record.submitter == participant:
+        return True
+    kind = record.WhichOneof("body")
+    if kind == "shipment":
+        return participant in (record.shipment.from_participant, record.shipment.to_participant)
+    if kind == "receipt":
+        return record.receipt.participant == participant
+    if kind == "material_received":
+        return record.material_received.supplier == participant
+    if kind == "correction":
+        return is_party(participant, record.correction.corrected)
+    return False
+
+
+def lot_concerns(caller: Caller, records_behind_lot: Iterable[records_pb2.Record]) -> bool:
+    """Does a lot concern the caller, given the records behind it (the trace index's seqs)?"""
+    if caller.reads_everything:
+        return True
+    assert caller.participant is not None  # require_known ran; partners have an identity
+    return any(is_party(caller.participant, r) for r in records_behind_lot)
+
+
+def require_full_reader(caller: Caller, what: str) -> None:
+    """Raises Unauthenticated/PermissionDenied unless the caller reads everything."""
+    require_known(caller)
+    if not caller.reads_everything:
+        raise PermissionDenied(
+            f"{what} is for the admin, qa and auditor roles; {caller} has role {caller.role!r}",
+            reason="READ_NOT_ALLOWED",
+        )
+
+
+def refuse_lot(caller: Caller, lot: str) -> PermissionDenied:
+    """The refusal for a lot that does not concern the caller (the same whether the lot
+    exists or not, so a partner cannot probe for other partners' lots)."""
+    return PermissionDenied(
+        f"lot {lot!r} does not concern {caller}: a partner reads the lots it shipped, received, supplied or made",
+        reason="READ_NOT_ALLOWED",
+        field="lot",
+    )
+
+
+def refuse_entry(caller: Caller, seq: int) -> PermissionDenied:
+    return PermissionDenied(
+        f"entry {seq} does not concern {caller}: a partner reads the entries it is party to, "
+        "and those naming lots that concern it",
+        reason="READ_NOT_ALLOWED",
+        field="seq",
+    )
