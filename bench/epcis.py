@@ -4,7 +4,7 @@ Starts `lotledger serve` on a fresh data directory, writes one EPCISDocument of 
 (receiving, transformation, shipping in turn; lots by LGTIN URN), and times `lotledger
 import-epcis` on it as its own process (parse, map, event hash, sign, AppendStream, durable
 commit). Beside it, in the same run, N pre-signed native records through one AppendStream.
-This is the EPCIS half of bench/standards.py (the FSMA half is another helper's).
+bench/standards.py runs it with bench/fsma.py.
 
     python bench/epcis.py [--events 100000]
 """
