@@ -14,6 +14,8 @@ from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import StorageError, VerificationFailed
 from lotledger.ledger.store import Store, u64
 from lotledger.ledger.verify import LogVerifier, check_consistency, open_signed_checkpoint
+from lotledger.ledger.verify_hashes import HashVerifier
+from lotledger.ledger.verify_pipeline import PARALLEL_MIN_ENTRIES, default_workers, feed_all_parallel
 from lotledger.signing.note import NoteVerifier
 
 
@@ -142,11 +144,15 @@ def verify_log(
     since_note: bytes | None = None,
     check_signatures: bool = True,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
-    """Raises VerificationFailed (naming the entry when there is one) on the first failure."""
+    """Full verification (ledger/verify.py), on `workers` processes (default: one per core
+    for logs of PARALLEL_MIN_ENTRIES or more); or, with check_signatures=False, hash-only
+    verification (ledger/verify_hashes.py: the chain and the tree, nothing inside the records).
+    Raises VerificationFailed (naming the entry when there is one) on the first failure."""
     started = time.monotonic()
     checkpoint = open_signed_checkpoint(source.checkpoint_note(), log_key)
-    verifier = LogVerifier(check_signatures=check_signatures)
+    verifier: LogVerifier | HashVerifier = LogVerifier() if check_signatures else HashVerifier()
     old = None
     if since_note is not None:
         old = open_signed_checkpoint(since_note, log_key)
@@ -160,7 +166,13 @@ def verify_log(
         if proof is not None:
             check_consistency(old, checkpoint, proof)
         verifier.want_root_at(old.size)
-    verifier.feed_all(source.entries(0, checkpoint.size), progress)
+    entries = source.entries(0, checkpoint.size)
+    if isinstance(verifier, HashVerifier):
+        verifier.feed_all(entries, progress)
+    else:
+        if workers is None:
+            workers = default_workers() if checkpoint.size >= PARALLEL_MIN_ENTRIES else 1
+        feed_all_parallel(verifier, entries, progress, workers=workers)
     verifier.check_checkpoint(checkpoint)
     if old is not None and verifier.root_at(old.size) != old.root_hash:
         raise VerificationFailed(
