@@ -553,6 +553,7 @@ def _run_verification(
     progress: Progress | None = None,
     witnesses: Sequence[CosignatureVerifier] = (),
     quorum: int = 0,
+    workers: int | None = None,
 ) -> tuple[VerifyReport, str | None]:
     """Verify the log from a data directory, a bundle or a live server (resuming from and saving
     to `state_dir` when given). Returns the report and where the new state was saved, if it was."""
@@ -584,6 +585,7 @@ def _run_verification(
             progress=progress,
             witnesses=witnesses,
             quorum=quorum,
+            workers=workers,
         )
         saved = None
         if states is not None and report.state is not None and (state is None or report.state.note != state.note):
@@ -603,7 +605,18 @@ def _run_verification(
     help="An earlier checkpoint the log must extend.",
 )
 @log_source_options
-@click.option("--no-signatures", is_flag=True, help="Check only the chain and the tree (fast); not for audits.")
+@click.option(
+    "--no-signatures",
+    is_flag=True,
+    help="Hash-only (fast; not for audits): checks each entry's framing, seq and prev_hash link, and the "
+    "Merkle root and size against the signed checkpoint; NOT the records, signatures, key history or roles.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for full verification (default: one per core, for logs of 20,000 entries or more).",
+)
 @witness_options
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
@@ -617,6 +630,7 @@ def verify(
     witness_keys: tuple[str, ...],
     quorum: int | None,
     state_dir: Path | None,
+    workers: int | None,
     server: str,
     as_json: bool,
     quiet: bool,
@@ -647,6 +661,7 @@ def verify(
         progress=progress,
         witnesses=witnesses,
         quorum=quorum,
+        workers=workers,
     )
     data = {
         "ok": True,
@@ -670,7 +685,9 @@ def verify(
         emit_json(data)
     else:
         since_text = f", consistent with the checkpoint of size {report.since_size}" if report.since_size else ""
-        sig_text = "" if report.signatures_checked else " (signatures NOT checked)"
+        sig_text = (
+            "" if report.signatures_checked else " (hash chain and tree only: records and signatures NOT checked)"
+        )
         what = f"{report.size} entries" if not report.from_size else f"entries {report.from_size} to {report.size - 1}"
         start = f" from the checkpoint of size {report.from_size}" if report.from_size else ""
         partial = "; NOT a complete verification (see above)" if report.not_checked else ""

@@ -18,6 +18,8 @@ from lotledger.ledger.errors import NotFound, StorageError, VerificationFailed
 from lotledger.ledger.increment import KeyHistory, open_increment, registry_difference
 from lotledger.ledger.store import Store, from_u64, u64
 from lotledger.ledger.verify import LogVerifier, check_consistency, check_cosignatures, open_signed_checkpoint
+from lotledger.ledger.verify_hashes import HashVerifier
+from lotledger.ledger.verify_pipeline import PARALLEL_MIN_ENTRIES, default_workers, feed_all_parallel
 from lotledger.ledger.verify_state import VerifierState, check_extends
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.note import Checkpoint, NoteVerifier
@@ -225,6 +227,7 @@ def verify_log(
     progress: Callable[[int], None] | None = None,
     witnesses: Sequence[CosignatureVerifier] = (),
     quorum: int = 0,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Verify the source's log up to its checkpoint, with no trust in the source.
 
@@ -239,6 +242,11 @@ def verify_log(
 
     With `witnesses`, the checkpoint must also carry cosignatures from `quorum` of them.
 
+    Full verification (ledger/verify.py) runs on `workers` processes (default: one per core
+    when PARALLEL_MIN_ENTRIES or more entries are to be checked). With check_signatures=False
+    and neither a state nor an increment, it is hash-only (ledger/verify_hashes.py: the chain
+    and the tree, nothing inside the records).
+
     Raises VerificationFailed (naming the entry when there is one) on the first failure.
     """
     started = time.monotonic()
@@ -248,6 +256,7 @@ def verify_log(
     increment = source.increment()
     not_checked: list[str] = []
     prefix_root = None
+    verifier: LogVerifier | HashVerifier
     if increment is not None:
         verifier = _start_increment(source, increment, checkpoint, log_key, state, check_signatures)
     elif state is not None:
@@ -255,24 +264,32 @@ def verify_log(
         check_extends(state.checkpoint, checkpoint, proof)
         verifier = state.resume(check_signatures=check_signatures)
         prefix_root = state.checkpoint.root_hash
+    elif check_signatures:
+        verifier = LogVerifier()
     else:
-        verifier = LogVerifier(check_signatures=check_signatures)
+        verifier = HashVerifier()
     start, start_root = verifier.size, verifier.root()
     old = None
     if since_note is not None:
         old = _since(source, since_note, log_key, checkpoint, start)
         verifier.want_root_at(old.size)
-    verifier.feed_all(source.entries(start, checkpoint.size, prefix_root), progress)
+    entries = source.entries(start, checkpoint.size, prefix_root)
+    if isinstance(verifier, HashVerifier) or not verifier.check_signatures:
+        verifier.feed_all(entries, progress)
+    else:
+        if workers is None:
+            workers = default_workers() if checkpoint.size - start >= PARALLEL_MIN_ENTRIES else 1
+        feed_all_parallel(verifier, entries, progress, workers=workers)
     verifier.check_checkpoint(checkpoint)
     if old is not None and (start_root if old.size == start else verifier.root_at(old.size)) != old.root_hash:
         raise VerificationFailed(
             f"the first {old.size} entries do not give the root of the --since checkpoint: history was rewritten",
             reason="NOT_CONSISTENT",
         )
-    if not verifier.records_complete:
-        not_checked = _not_checked(verifier, start)
     saved = None
-    if verifier.records_complete and check_signatures:
+    if isinstance(verifier, LogVerifier) and not verifier.records_complete:
+        not_checked = _not_checked(verifier, start)
+    elif isinstance(verifier, LogVerifier) and check_signatures:
         saved = VerifierState.capture(verifier, note, log_key)
     return VerifyReport(
         checkpoint.size,

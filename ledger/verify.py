@@ -20,19 +20,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from lotledger.ledger import merkle
-from lotledger.ledger.admission import authorize, precheck
+from lotledger.ledger.admission import Admitted, authorize, check_signature, precheck
 from lotledger.ledger.entries import ZERO_HASH, decode_entry
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
 from lotledger.ledger.log import check_correction
 from lotledger.ledger.policy import ADMIN_KINDS
 from lotledger.ledger.registry import Registry
-from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record, timestamp_to_datetime
+from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record, record_kind, timestamp_to_datetime
 from lotledger.signing.cosignature import Cosignature, CosignatureVerifier, open_cosignatures
 from lotledger.signing.errors import SigningError
 from lotledger.signing.note import Checkpoint, NoteVerifier, open_checkpoint
+from lotledger.v1 import records_pb2
+
+
+class Prechecked(NamedTuple):
+    """One entry's stateless checks, done ahead of its turn (in worker processes, by
+    ledger/verify_pipeline.py) and applied by `feed` in order.
+
+    `error`: what precheck raised before the signature step (size, key id, parse, validity),
+    or None. `key`, `signature_ok`: the public key the signature was checked with and whether
+    it verified (None, None: not checked). `feed` trusts the outcome only if `key` is the key
+    registered for the record's key id as of this entry, and otherwise checks inline, so the
+    verdict, and the first failure reported, are those of the one-thread verifier.
+    """
+
+    error: LedgerError | None
+    key: bytes | None
+    signature_ok: bool | None
 
 
 @dataclass(frozen=True)
@@ -110,8 +128,9 @@ class LogVerifier:
     def root(self) -> bytes:
         return merkle.root_from_frontier(self.frontier, self.size)
 
-    def feed(self, entry_bytes: bytes) -> None:
-        """Admit the next entry. Raises VerificationFailed with its seq."""
+    def feed(self, entry_bytes: bytes, prechecked: Prechecked | None = None) -> None:
+        """Admit the next entry; `prechecked`: its stateless checks, done ahead (see Prechecked).
+        Raises VerificationFailed with its seq."""
         seq = self.size
         link = decode_entry(entry_bytes, seq, self.head)
         signed = link.entry.signed_record
@@ -120,7 +139,7 @@ class LogVerifier:
                 raise VerificationFailed("entry has no received_at", seq=seq, reason="MALFORMED_ENTRY")
             now = timestamp_to_datetime(link.entry.received_at)
             if self.check_signatures:
-                admitted = precheck(signed, now, self.registry.public_key, max_skew=self.max_skew)
+                admitted = self._precheck(signed, now, prechecked)
                 authorize(admitted, self.registry)
                 record, kind = admitted.record, admitted.kind
             else:
@@ -154,6 +173,19 @@ class LogVerifier:
         if self.size in self._want_roots:
             self._roots[self.size] = self.root()
 
+    def _precheck(self, signed: records_pb2.SignedRecord, now: datetime, done: Prechecked | None) -> Admitted:
+        """precheck with the key history as of this entry; given `done`, only what needs it.
+        Raises what precheck raises."""
+        if done is None:
+            return precheck(signed, now, self.registry.public_key, max_skew=self.max_skew)
+        if done.error is not None:
+            raise done.error
+        record = records_pb2.Record.FromString(signed.record_bytes)  # decode_record accepted these bytes
+        key = self.registry.public_key(signed.key_id)
+        if key is not None and (done.key != key or not done.signature_ok):
+            check_signature(signed, key)  # not checked ahead with this key; or raise its failure here
+        return Admitted(signed, record, record_kind(record), key)
+
     def feed_all(self, entries: Iterable[bytes], progress: Callable[[int], None] | None = None) -> None:
         for entry_bytes in entries:
             self.feed(entry_bytes)
@@ -162,16 +194,21 @@ class LogVerifier:
 
     def check_checkpoint(self, checkpoint: Checkpoint) -> None:
         """The tree we rebuilt must be the one the log signed. Raises VerificationFailed."""
-        if checkpoint.size != self.size:
-            raise VerificationFailed(
-                f"checkpoint is for {checkpoint.size} entries but {self.size} were verified", reason="SIZE_MISMATCH"
-            )
-        if checkpoint.root_hash != self.root():
-            raise VerificationFailed(
-                f"root of the {self.size} entries ({self.root().hex()}) differs from the signed checkpoint's "
-                f"({checkpoint.root_hash.hex()}): some entry was altered",
-                reason="ROOT_MISMATCH",
-            )
+        check_tree(checkpoint, self.size, self.root())
+
+
+def check_tree(checkpoint: Checkpoint, size: int, root: bytes) -> None:
+    """The recomputed tree (`size` leaves, `root`) must be the signed one. Raises VerificationFailed."""
+    if checkpoint.size != size:
+        raise VerificationFailed(
+            f"checkpoint is for {checkpoint.size} entries but {size} were verified", reason="SIZE_MISMATCH"
+        )
+    if checkpoint.root_hash != root:
+        raise VerificationFailed(
+            f"root of the {size} entries ({root.hex()}) differs from the signed checkpoint's "
+            f"({checkpoint.root_hash.hex()}): some entry was altered",
+            reason="ROOT_MISMATCH",
+        )
 
 
 def open_signed_checkpoint(note: bytes, log_key: NoteVerifier) -> Checkpoint:
