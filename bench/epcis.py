@@ -1,4 +1,4 @@
-"""EPCIS 2.0 import through the real append path, beside the AppendStream ceiling (issue 6).
+"""EPCIS 2.0 import through the real append path, beside the AppendStream ceiling.
 
 Starts `lotledger serve` on a fresh data directory, writes one EPCISDocument of N events
 (receiving, transformation, shipping in turn; lots by LGTIN URN), and times `lotledger
@@ -60,7 +60,9 @@ def epcis_document(n: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lotledger-bench-epcis-", dir=os.environ.get("BENCH_TMP")))

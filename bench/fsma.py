@@ -116,7 +116,9 @@ def export(entries: list[bytes], path: Path) -> tuple[float, float, dict[str, in
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--sample", type=int, default=20_000, help="rows for the openpyxl ceiling")
     args = ap.parse_args()

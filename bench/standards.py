@@ -1,4 +1,4 @@
-"""The standards benchmark of issue 6, in one command: EPCIS 2.0 events imported through the
+"""The standards benchmark in one command: EPCIS 2.0 events imported through the
 real append path (bench/epcis.py) and FSMA 204 rows exported at 1,000,000 records
 (bench/fsma.py), each printing its own table with the ceilings measured in the same run.
 
@@ -16,7 +16,9 @@ HERE = Path(__file__).parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000, help="EPCIS events to import")
     parser.add_argument("--records", type=int, default=1_000_000, help="records in the FSMA export")
     args = parser.parse_args()

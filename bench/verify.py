@@ -465,7 +465,9 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--export-entries", type=int, default=100_000)
     parser.add_argument("--sequential-sample", type=int, default=30_000, help="entries verified on one process")

@@ -45,7 +45,16 @@ def export_bundle(
     Exits with a usage error when `from_size` is not the size of a checkpoint the log issued or
     lies beyond `tree_size`. Raises StorageError or Unavailable (the server or the network)."""
     started = time.monotonic()
-    cp = client.checkpoint(tree_size)
+    try:
+        cp = client.checkpoint(tree_size)
+    except NotFound:
+        if not tree_size:
+            raise
+        fail(
+            f"--to {tree_size}: the log issued no checkpoint at tree size {tree_size}; a bundle ends at a signed "
+            "checkpoint (`lotledger checkpoint --json` shows the latest; omit --to for it)",
+            ExitCode.USAGE,
+        )
     increment = _increment(client, from_size, cp.size) if from_size else None
     partial = out.with_name(out.name + ".partial")
     with partial.open("wb") as f:

@@ -185,14 +185,17 @@ def serve(
             ExitCode.USAGE,
         )
     targets = [witness_target_arg(w, "--witness") for w in witnesses]
-    server = LedgerServer(
-        data_dir,
-        listen,
-        config=LedgerConfig(checkpoint_interval=checkpoint_interval),
-        witnesses=targets,
-        tls=tls,
-        log_key_passphrase=log_key_passphrase(log_key_passphrase_file),
-    ).start()
+    try:
+        server = LedgerServer(
+            data_dir,
+            listen,
+            config=LedgerConfig(checkpoint_interval=checkpoint_interval),
+            witnesses=targets,
+            tls=tls,
+            log_key_passphrase=log_key_passphrase(log_key_passphrase_file),
+        ).start()
+    except OSError as e:
+        fail(str(e), ExitCode.USAGE)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

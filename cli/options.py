@@ -167,5 +167,7 @@ def witness_quorum(witness_keys: tuple[str, ...], quorum: int | None) -> tuple[l
     if not witnesses:
         fail("--quorum needs --witness keys to count", ExitCode.USAGE)
     if not 1 <= quorum <= len(witnesses):
+        if quorum < 1:
+            fail(f"--quorum {quorum}: a quorum counts at least 1 cosignature", ExitCode.USAGE)
         fail(f"--quorum {quorum} cannot be met by {len(witnesses)} distinct --witness key(s)", ExitCode.USAGE)
     return witnesses, quorum

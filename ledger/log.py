@@ -10,7 +10,9 @@ a fixed cadence while the log grows, inside the same transaction as the entries 
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
 import threading
 import time
@@ -85,6 +87,11 @@ class Ledger:
         self.config = config or LedgerConfig()
         self.data_dir = Path(data_dir)
         self.store = Store(self.data_dir / "ledger", map_size=self.config.map_size or DEFAULT_MAP_SIZE)
+        try:
+            self._writer_lock = _lock_writer(self.data_dir / "ledger")
+        except BaseException:
+            self.store.close()
+            raise
         with self.store.read() as txn:
             origin = self.store.get(txn, "meta", b"origin")
             if origin is None:
@@ -235,6 +242,7 @@ class Ledger:
             self._queue.put(_STOP)
         self._writer.join()
         self.store.close()
+        os.close(self._writer_lock)
 
     def _run_writer(self) -> None:
         stop = False
@@ -553,6 +561,22 @@ class Ledger:
     def root(self, size: int) -> bytes:
         with self.store.read() as txn:
             return merkle.root(size, self._perfect_in(txn))
+
+
+def _lock_writer(directory: Path) -> int:
+    """One writer per data directory, across processes: a second server (or `demo`) on the same
+    directory would keep its own idea of the head and misnumber or refuse appends. The lock
+    goes with the process (kill -9 included). Returns the locked fd; raises StorageError."""
+    fd = os.open(directory / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(
+            f"{directory.parent} is in use by another lotledger process (a running server?): "
+            "stop it first, or work on a copy"
+        ) from None
+    return fd
 
 
 def check_correction(

@@ -130,23 +130,35 @@ class LedgerServer:
             self.server,
         )
         self.tls = tls is not None
-        if tls is None:
-            if not is_loopback(listen):
-                log.warning(
-                    "serving PLAINTEXT on %s, which is not a loopback address: anyone on the network can read "
-                    "and write without a certificate; use --tls-cert/--tls-key/--client-ca",
-                    listen,
-                )
-            self.port = self.server.add_insecure_port(listen)
-        else:
-            credentials = grpc.ssl_server_credentials(
-                [(tls.private_key, tls.cert_chain)], root_certificates=tls.client_ca, require_client_auth=True
-            )
-            self.port = self.server.add_secure_port(listen, credentials)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {listen}")
+        try:
+            self.port = self._bind(listen, tls)
+        except BaseException:
+            self.ledger.close()  # releases the data directory for whoever runs next
+            raise
         host = listen.rsplit(":", 1)[0]
         self.address = f"{host}:{self.port}"
+
+    def _bind(self, listen: str, tls: ServerTls | None) -> int:
+        """Raises OSError when the address cannot be bound (taken by another server, say)."""
+        try:
+            if tls is None:
+                if not is_loopback(listen):
+                    log.warning(
+                        "serving PLAINTEXT on %s, which is not a loopback address: anyone on the network can read "
+                        "and write without a certificate; use --tls-cert/--tls-key/--client-ca",
+                        listen,
+                    )
+                port: int = self.server.add_insecure_port(listen)
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(tls.private_key, tls.cert_chain)], root_certificates=tls.client_ca, require_client_auth=True
+                )
+                port = self.server.add_secure_port(listen, credentials)
+        except RuntimeError as e:  # grpcio's "Failed to bind"
+            raise OSError(f"cannot listen on {listen}: {e} (is another server using that address?)") from e
+        if port == 0:
+            raise OSError(f"cannot listen on {listen} (is another server using that address?)")
+        return port
 
     def start(self) -> LedgerServer:
         self.server.start()

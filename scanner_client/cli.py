@@ -48,7 +48,7 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Turn barcode scans into ledger records signed by this device, and deliver them even
     when the network is not there."""

@@ -107,3 +107,11 @@ def test_any_changed_byte_fails(bundle: SimpleNamespace) -> None:
             raise AssertionError(f"a change at byte {at} of {len(blob)} was not caught") from e
         finally:
             source.close()
+
+
+def test_export_to_a_size_with_no_checkpoint_is_a_usage_error(live: SimpleNamespace) -> None:
+    result = run(
+        "export", "--out", str(live.tmp / "x.bundle"), "--to", "99999", "--server", live.server.address, ok=False
+    )
+    assert result.exit_code == 2 and "--to 99999: the log issued no checkpoint" in result.stderr
+    assert not (live.tmp / "x.bundle").exists()

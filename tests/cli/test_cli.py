@@ -151,3 +151,20 @@ def test_revoked_key_is_refused_by_the_cli(live: SimpleNamespace) -> None:
     other_vkey = run("init", str(live.tmp / "other"), "--origin", "other.example.com/lotledger").stdout.strip()
     other = run("keys", "list", "--log-key", other_vkey, *srv, ok=False)
     assert other.exit_code == 1 and "checkpoint" in other.stderr  # not this log's key: nothing listed
+
+
+def test_serve_refuses_a_served_directory_and_a_taken_port(live: SimpleNamespace) -> None:
+    import subprocess
+    import sys
+
+    def serve(data: Path, listen: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", listen]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    busy = serve(live.data, "127.0.0.1:0")
+    assert busy.returncode == 3 and "in use by another lotledger process" in busy.stderr
+    other = live.tmp / "other"
+    run("init", str(other), "--origin", "other.example.com/lotledger")
+    taken = serve(other, live.server.address)
+    assert taken.returncode == 2 and f"cannot listen on {live.server.address}" in taken.stderr
+    assert "Traceback" not in busy.stderr + taken.stderr

@@ -224,3 +224,22 @@ def test_wrong_log_key_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(StorageError):
         Ledger(world.data_dir, SigningKey.generate())
+
+
+def test_one_writer_per_data_directory(tmp_path: Path) -> None:
+    """A second writer on a served directory would keep its own head: it is refused, with the
+    log unchanged, until the first one closes (a process's lock goes with it, kill -9 included)."""
+    from lotledger.ledger.errors import StorageError
+
+    world, ledger = make_world(tmp_path)
+    try:
+        before = log_state(ledger)
+        # In one process py-lmdb refuses the second open itself; across processes the writer
+        # lock does (tests/cli/test_cli.py, test_serve_refuses_a_served_directory...).
+        with pytest.raises(StorageError, match="in use by another lotledger process|already open"):
+            Ledger(world.data_dir, world.log_key)
+        assert log_state(ledger) == before
+        ledger.append(signed(shipment(), world.keys["acme"]))  # the first writer is unaffected
+    finally:
+        ledger.close()
+    Ledger(world.data_dir, world.log_key).close()  # free again once closed

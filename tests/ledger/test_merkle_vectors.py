@@ -1,5 +1,5 @@
-"""Every public RFC 6962 test vector (transparency-dev/merkle, in shared/vectors/merkle):
-valid cases are accepted and every mutation is refused with ProofError, nothing else."""
+"""Every public RFC 6962 test vector (transparency-dev/merkle, vendored in
+tests/ledger/vectors/merkle with its LICENSE): valid cases are accepted and every mutation is refused with ProofError, nothing else."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from lotledger.ledger.merkle import verify_consistency, verify_inclusion
 
 def vectors_dir() -> Path:
     env = os.environ.get("LOTLEDGER_VECTORS")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "merkle"
+    return Path(env) if env else Path(__file__).resolve().parent / "vectors" / "merkle"
 
 
 def cases(kind: str) -> list[Path]:
