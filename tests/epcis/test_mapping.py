@@ -67,6 +67,20 @@ def test_urn_and_digital_link_documents_give_the_same_records_and_hashes() -> No
     assert received.location == "414/4012345000115" and received.quantity.amount == "100"
 
 
+def test_a_query_document_imports_like_the_document_of_its_events() -> None:
+    """EPCISQueryDocument (what an EPCIS repository's query interface answers) carries the
+    events under epcisBody.queryResults.resultsBody: the same events, the same records."""
+    doc = load("plant_urn.jsonld")
+    query = {k: v for k, v in doc.items() if k != "epcisBody"}
+    query["type"] = "EPCISQueryDocument"
+    query["epcisBody"] = {"queryResults": {"queryName": "SimpleEventQuery", "resultsBody": doc["epcisBody"]}}
+    plain, answered = plan_import(doc, "plant"), plan_import(query, "plant")
+    assert answered.problems == [] and len(answered.records) == len(plain.records) == 5
+    assert [r.SerializeToString() for _, _, r in answered.records] == [
+        r.SerializeToString() for _, _, r in plain.records
+    ]
+
+
 def test_epcis_to_records_to_epcis_gives_back_the_events() -> None:
     doc = load("plant_urn.jsonld")
     plan = plan_import(doc, "plant")
