@@ -52,8 +52,12 @@ def main() -> None:
         data = work / "data"
         keys = setup_participants(data)
         port = free_port()
+        # The benchmark measures throughput, not the per-participant rate limit: lift it.
+        limits = work / "limits.toml"
+        limits.write_text("[append]\nrate = 1000000.0\nburst = 10000000\n")
         server = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", f"127.0.0.1:{port}"]
+            + ["--config", str(limits)],
             stderr=subprocess.DEVNULL,
         )
         address = f"127.0.0.1:{port}"

@@ -16,6 +16,7 @@ from google.protobuf import json_format
 
 from lotledger.cli import evidence_cmd, monitor_cmd, tiles_cmd, trace_cmds
 from lotledger.cli.export_cmd import export_bundle
+from lotledger.cli.limits_config import limits_options, load_limits, print_limits
 from lotledger.cli.options import (
     DEFAULT_SERVER,
     F,
@@ -109,7 +110,7 @@ def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
 @click.option("--listen", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option(
     "--checkpoint-interval",
@@ -129,17 +130,27 @@ def _init(data_dir: Path, origin: str, admin_id: str, as_json: bool) -> None:
     metavar="URL=VKEY",
     help="Submit each new checkpoint to this witness (c2sp.org/tlog-witness) and keep its cosignature.",
 )
+@limits_options
 @handles_errors
 def serve(
-    data_dir: Path,
+    data_dir: Path | None,
     listen: str,
     checkpoint_interval: float,
     init_origin: str | None,
     demo: bool,
     witnesses: tuple[str, ...],
+    config_path: Path | None,
+    print_config: bool,
 ) -> None:
     """Serve a ledger over gRPC until SIGINT or SIGTERM."""
     from lotledger.ledger.server import LedgerServer
+
+    limits = load_limits(config_path)
+    if print_config:
+        print_limits(limits)
+        return
+    if data_dir is None:
+        fail("serve needs DATA_DIR (or --print-config)", ExitCode.USAGE)
 
     if (init_origin or demo) and not (data_dir / "ledger" / "data.mdb").exists():
         _init(data_dir, init_origin or DEMO_ORIGIN, "admin", False)
@@ -152,7 +163,11 @@ def serve(
         )
     targets = [witness_target_arg(w, "--witness") for w in witnesses]
     server = LedgerServer(
-        data_dir, listen, config=LedgerConfig(checkpoint_interval=checkpoint_interval), witnesses=targets
+        data_dir,
+        listen,
+        config=LedgerConfig(checkpoint_interval=checkpoint_interval),
+        witnesses=targets,
+        limits=limits,
     ).start()
     stopping = threading.Event()
 
