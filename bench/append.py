@@ -30,6 +30,14 @@ from workload import mixed_records, setup_participants  # noqa: E402
 from lotledger.ledger.client import LedgerClient, StreamRefusal  # noqa: E402
 
 
+def unlimited(work: Path) -> list[str]:
+    """`serve` options for a benchmark: it measures throughput, not the per-participant append
+    rate limit (ledger/limits.py), so that limit is lifted through a config file in `work`."""
+    config = work / "bench-limits.toml"
+    config.write_text("[append]\nrate = 1000000.0\nburst = 10000000\n")
+    return ["--config", str(config)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,7 +63,8 @@ def main() -> None:
         keys = setup_participants(data)
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", f"127.0.0.1:{port}"]
+            + unlimited(work),
             stderr=subprocess.DEVNULL,
         )
         address = f"127.0.0.1:{port}"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from append import free_port  # noqa: E402
+from append import free_port, unlimited  # noqa: E402
 from ceilings import table  # noqa: E402
 from workload import mixed_records, setup_participants  # noqa: E402
 
@@ -76,7 +76,7 @@ def main() -> None:
         port = free_port()
         address = f"127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", address],
+            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", address, *unlimited(work)],
             stderr=subprocess.DEVNULL,
         )
         try:

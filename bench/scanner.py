@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from append import free_port  # noqa: E402
+from append import free_port, unlimited  # noqa: E402
 from ceilings import lmdb_commit_rate, table  # noqa: E402
 from workload import setup_participants  # noqa: E402
 
@@ -93,7 +93,7 @@ def main() -> None:
         port = free_port()
         address = f"127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", address],
+            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", address, *unlimited(work)],
             stderr=subprocess.DEVNULL,
         )
         try:

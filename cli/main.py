@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from lotledger.cli import ca_cmd, epcis_cmd, evidence_cmd, fsma_cmd, monitor_cmd, tiles_cmd, trace_cmds
 from lotledger.cli.ca_cmd import log_key_passphrase, log_key_passphrase_option, serve_tls_options, server_tls
 from lotledger.cli.export_cmd import export_bundle
+from lotledger.cli.limits_config import limits_options, load_limits, print_limits
 from lotledger.cli.options import (
     DEFAULT_SERVER,
     F,
@@ -133,7 +134,7 @@ def _init(
 
 
 @main.command()
-@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
 @click.option("--listen", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
 @click.option(
     "--checkpoint-interval",
@@ -155,9 +156,10 @@ def _init(
 )
 @serve_tls_options
 @log_key_passphrase_option
+@limits_options
 @handles_errors
 def serve(
-    data_dir: Path,
+    data_dir: Path | None,
     listen: str,
     checkpoint_interval: float,
     init_origin: str | None,
@@ -168,11 +170,19 @@ def serve(
     client_ca: Path | None,
     allow_plaintext: bool,
     log_key_passphrase_file: Path | None,
+    config_path: Path | None,
+    print_config: bool,
 ) -> None:
     """Serve a ledger over gRPC until SIGINT or SIGTERM. With --tls-cert, --tls-key and
     --client-ca: mTLS, every caller identified by its client certificate."""
     from lotledger.ledger.server import LedgerServer
 
+    limits = load_limits(config_path)
+    if print_config:
+        print_limits(limits)
+        return
+    if data_dir is None:
+        fail("serve needs DATA_DIR (or --print-config)", ExitCode.USAGE)
     tls = server_tls(listen, tls_cert, tls_key, client_ca, allow_plaintext)
 
     if (init_origin or demo) and not (data_dir / "ledger" / "data.mdb").exists():
@@ -193,6 +203,7 @@ def serve(
             witnesses=targets,
             tls=tls,
             log_key_passphrase=log_key_passphrase(log_key_passphrase_file),
+            limits=limits,
         ).start()
     except OSError as e:
         fail(str(e), ExitCode.USAGE)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lotledger.ledger.errors import RecordTooLarge, Unauthenticated
+from lotledger.ledger.errors import InvalidRecord, RecordTooLarge, Unauthenticated
 from lotledger.ledger.registry import Registry
 from lotledger.ledger.validation import (
     DEFAULT_MAX_SKEW,
@@ -46,10 +46,15 @@ def precheck(
     lookup_key: Callable[[str], bytes | None],
     *,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
+    max_age: timedelta | None = None,
 ) -> Admitted:
-    """Size, syntax, validity and (when the key is known) the signature.
+    """Size, syntax, validity and (when the key is known) the signature. With `max_age` (the
+    server's admission window; a verifier leaves it out, since the window is the server's
+    policy and not part of the record's validity) a record created longer ago is refused, so
+    a signed record held back or captured long ago cannot be slipped into the log now.
 
-    Raises RecordTooLarge, InvalidRecord, Unauthenticated (malformed key id, bad signature).
+    Raises RecordTooLarge, InvalidRecord (STALE_TIME among others), Unauthenticated
+    (malformed key id, bad signature).
     """
     if len(signed.record_bytes) > MAX_RECORD_BYTES:
         raise RecordTooLarge(
@@ -65,10 +70,25 @@ def precheck(
         )
     record = decode_record(signed.record_bytes)
     validate_record(record, now, max_skew=max_skew)
+    if max_age is not None:
+        check_age(record, now, max_age)
     public_key = lookup_key(signed.key_id)
     if public_key is not None:
         check_signature(signed, public_key)
     return Admitted(signed, record, record_kind(record), public_key)
+
+
+def check_age(record: records_pb2.Record, now: datetime, max_age: timedelta) -> None:
+    """Raises InvalidRecord (STALE_TIME) if created_at lies more than `max_age` before `now`.
+    Call after validate_record, which has checked that created_at is a representable time."""
+    oldest = now - max_age
+    if record.created_at.ToNanoseconds() < int(oldest.timestamp()) * 1_000_000_000:
+        raise InvalidRecord(
+            f"created_at {record.created_at.ToJsonString()} is older than the accepted window "
+            f"({max_age.total_seconds():g} s before the server's clock, {oldest.isoformat()})",
+            reason="STALE_TIME",
+            field="created_at",
+        )
 
 
 def check_signature(signed: records_pb2.SignedRecord, public_key: bytes) -> None:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import grpc
 
-from lotledger.ledger.errors import LedgerError, StorageError, Unavailable
+from lotledger.ledger.errors import LedgerError, ResourceExhausted, StorageError, Unavailable
 from lotledger.ledger.log import AppendResult
 from lotledger.ledger.status import from_rpc_error
 from lotledger.ledger.validation import MAX_MESSAGE_BYTES
@@ -253,7 +253,11 @@ def _result(r: pb.AppendResult) -> AppendResult:
 
 
 def _stream_error(err: pb.AppendError) -> LedgerError:
-    from lotledger.ledger.status import ERROR_OF
+    from lotledger.ledger.status import ERROR_OF, LIMIT_REASONS
 
-    kind = ERROR_OF.get(getattr(grpc.StatusCode, err.code, grpc.StatusCode.UNKNOWN), LedgerError)
+    code = getattr(grpc.StatusCode, err.code, grpc.StatusCode.UNKNOWN)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and err.reason in LIMIT_REASONS:
+        # A limit (the append rate, say), not a size: the same record can succeed later.
+        return ResourceExhausted(err.message, reason=err.reason, field=err.field or None)
+    kind = ERROR_OF.get(code, LedgerError)
     return kind(err.message, reason=err.reason, field=err.field or None)

@@ -20,8 +20,11 @@ first (ledger/epcis_hash.py), so both give the same records and the same event h
 without a GS1 key travel as `urn:lotledger:{lot,location,participant}:<id>`.
 
 Each record keeps its event (canonical JSON with the document's @context) and its CBV 2.0 event
-hash ID in `Record.epcis`; its record id is `epcis:` + the hash's hex digest and its created_at
-the eventTime, so the same event always signs to the same bytes and a re-import is a no-op.
+hash ID in `Record.epcis`; its record id is `epcis:` + the hash's hex digest, so a re-import is
+a no-op: the server answers the same id with the entry it holds (a duplicate when the bytes are
+the same; otherwise a conflict, and the importer then compares the held record's event hash).
+Its created_at is when it was signed, not the eventTime: the server accepts created_at only
+within a window of its clock (replay protection), and imported events may be years old.
 
 Export (`export_document`): an imported record gives back its source event as it was; a native
 record maps to the event its row above names (receipts, materials, shipments, QC, runs,
@@ -34,6 +37,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 from urllib.parse import quote, unquote
@@ -161,15 +165,18 @@ def document_events(doc: Any) -> tuple[list[Any], Any]:
     return events, doc.get("@context")
 
 
-def plan_import(doc: Any, submitter: str) -> ImportPlan:
-    """Map every event of a document; problems are collected, never skipped silently.
+def plan_import(doc: Any, submitter: str, now: datetime | None = None) -> ImportPlan:
+    """Map every event of a document; problems are collected, never skipped silently. `now`:
+    the records' created_at (when they are signed: the server refuses a created_at outside its
+    accepted window, and an event may be years old; the event's own time is in the body).
     Raises EpcisUnmappable when the document itself is malformed."""
     events, context = document_events(doc)
+    created = now or datetime.now(UTC)
     plan = ImportPlan()
     for i, event in enumerate(events):
         event_id = str(event.get("eventID", "")) if isinstance(event, dict) else ""
         try:
-            plan.records.append((i, event_id, event_record(event, context, submitter)))
+            plan.records.append((i, event_id, event_record(event, context, submitter, created)))
         except InvalidRecord as e:
             plan.problems.append(Problem(i, event_id, e.reason, e.message))
     return plan
@@ -186,14 +193,15 @@ def record_id_for(hash_id: str) -> str:
     return RECORD_PREFIX + hashlib.sha256(hash_id.encode()).hexdigest()
 
 
-def event_record(event: Any, context: Any, submitter: str) -> records_pb2.Record:
-    """The record one event maps to. Raises EpcisUnmappable (or InvalidRecord)."""
+def event_record(event: Any, context: Any, submitter: str, created: datetime) -> records_pb2.Record:
+    """The record one event maps to, created (signed) at `created`. Raises EpcisUnmappable
+    (or InvalidRecord)."""
     if not isinstance(event, dict):
         return _fail("an event is a JSON object", "EPCIS_MALFORMED")
     hash_id = event_hash_id(event, context)
     record = records_pb2.Record(record_id=record_id_for(hash_id), submitter=submitter)
-    seconds, nanos = parse_time(event.get("eventTime"), "eventTime")
-    record.created_at.seconds, record.created_at.nanos = seconds, nanos
+    parse_time(event.get("eventTime"), "eventTime")  # an event must say when it happened
+    record.created_at.FromDatetime(created)
     if "errorDeclaration" in event:
         original = {k: v for k, v in event.items() if k != "errorDeclaration"}
         decl = event["errorDeclaration"]

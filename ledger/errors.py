@@ -39,6 +39,26 @@ class RecordTooLarge(LedgerError):
     default_reason = "TOO_LARGE"
 
 
+class ResourceExhausted(LedgerError):
+    """A limit of the service is reached (append rate, streams, records per stream, an idle or
+    stalled stream). `retry_after` is the number of seconds after which the same call can
+    succeed, when there is one; it goes out as a google.rpc.RetryInfo detail."""
+
+    default_reason = "RATE_LIMITED"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, field: str | None = None, retry_after: float | None = None
+    ):
+        super().__init__(message, reason=reason, field=field)
+        self.retry_after = retry_after
+
+
+class ConfigError(LedgerError):
+    """A configuration file is malformed or names an unknown key or an unsafe value."""
+
+    default_reason = "BAD_CONFIG"
+
+
 class Unauthenticated(LedgerError):
     """The signature does not verify, or its key is unknown, revoked, or not the submitter's."""
 

@@ -69,6 +69,9 @@ class LedgerConfig:
     max_batch: int = 2000
     max_skew: timedelta = DEFAULT_MAX_SKEW
     map_size: int | None = None
+    # The admission window into the past for created_at (None: only the validation floor).
+    # The server sets it from its limits; a Ledger opened directly (init, demo, tests) has none.
+    max_age: timedelta | None = None
 
 
 @dataclass
@@ -204,12 +207,16 @@ class Ledger:
         if self._closed:
             raise Unavailable("the ledger is shutting down; retry against a running server")
         now = datetime.now(UTC)
-        return precheck(signed, now, self.registry.public_key, max_skew=self.config.max_skew)
+        return precheck(
+            signed, now, self.registry.public_key, max_skew=self.config.max_skew, max_age=self.config.max_age
+        )
 
     def enqueue(self, admitted: Admitted) -> Future[AppendResult]:
         """Queue a prechecked record for the writer; records queued from one thread are
         committed in that order. The future resolves after the durable commit, or fails with
-        a LedgerError (refused) or StorageError (nothing written)."""
+        a LedgerError (refused) or StorageError (nothing written). Cancelling the future
+        before the writer takes it into a transaction means it is never written; once taken,
+        `cancel()` returns False and the record is committed (a retry is then a duplicate)."""
         pending = _Pending(admitted)
         with self._closing:
             if self._closed:
@@ -222,7 +229,14 @@ class Ledger:
         return self.enqueue(self.precheck(signed))
 
     def append(self, signed: records_pb2.SignedRecord, timeout: float | None = 30.0) -> AppendResult:
-        return self.submit(signed).result(timeout)
+        """submit and wait. On timeout the record is withdrawn if the writer has not taken it
+        yet (see enqueue). Raises LedgerError, StorageError, TimeoutError."""
+        future = self.submit(signed)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def sign_checkpoint_now(self) -> SignedCheckpoint:
         """Ask the writer for a checkpoint of the current size (if it has none yet) and wait."""
@@ -263,8 +277,8 @@ class Ledger:
                     cosigs.append(item[1:])
                 elif isinstance(item, tuple):
                     forced.append(item[1])
-                else:
-                    batch.append(item)
+                elif item.future.set_running_or_notify_cancel():
+                    batch.append(item)  # (a cancelled one - its caller gave up - is never written)
                 if len(batch) >= self.config.max_batch:
                     break
                 try:

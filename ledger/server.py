@@ -16,16 +16,16 @@ import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from lotledger.ledger.limits import Limits
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.servicer import LedgerServicer
-from lotledger.ledger.validation import MAX_MESSAGE_BYTES
 from lotledger.ledger.witnessing import WitnessSubmitter, WitnessTarget
 from lotledger.signing.errors import InvalidKey, KeyFileError
 from lotledger.signing.keys import SigningKey, read_private_file
@@ -101,27 +101,32 @@ class LedgerServer:
         listen: str = "127.0.0.1:50051",
         *,
         config: LedgerConfig | None = None,
-        max_workers: int = 32,
         witnesses: Sequence[WitnessTarget] = (),
         tls: ServerTls | None = None,
         log_key_passphrase: bytes | None = None,
+        limits: Limits | None = None,
     ):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.data_dir = Path(data_dir)
+        self.limits = limits = limits or Limits()
         log_key = load_log_key(self.data_dir / "keys" / "log.key", log_key_passphrase)
+        # The created_at window comes from the limits (the server's admission policy).
+        config = replace(config or LedgerConfig(), max_skew=limits.max_future_skew, max_age=limits.max_age)
         self.ledger = Ledger(self.data_dir, log_key, config)
         self.verify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self.live = LiveIndex(self.ledger, snapshots=SnapshotStore(self.data_dir / "index"))
         self.witnessing = WitnessSubmitter(self.ledger, witnesses)
         self.server = grpc.server(
-            ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            ThreadPoolExecutor(max_workers=limits.transport_max_workers, thread_name_prefix="grpc"),
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=max_workers * 4,
+            maximum_concurrent_rpcs=limits.transport_max_concurrent_rpcs,
         )
-        servicer = LedgerServicer(self.ledger, self.verify_pool, self.live, mtls=tls is not None)
+        self.servicer = servicer = LedgerServicer(
+            self.ledger, self.verify_pool, self.live, limits, mtls=tls is not None
+        )
         pb_grpc.add_LedgerServiceServicer_to_server(servicer, self.server)  # type: ignore[no-untyped-call]
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -169,9 +174,14 @@ class LedgerServer:
         return self
 
     def stop(self, grace: float = 5.0) -> None:
-        """Refuse new calls, let running ones finish, then flush the writer and close LMDB."""
+        """Refuse new calls, let running ones finish, then flush the writer and close LMDB.
+
+        gRPC's shutdown event has been seen never to fire after a stream whose request failed
+        to deserialize (a malformed protobuf), with no handler left running; so the wait is
+        bounded, and the writer is flushed and LMDB closed either way."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        if not self.server.stop(grace).wait(grace + 5.0):
+            log.warning("gRPC did not report its shutdown within %.1f s; closing the ledger anyway", grace + 5.0)
         self.witnessing.stop()
         self.live.close()  # its final snapshot reads the ledger, so before the ledger closes
         self.ledger.close()

@@ -1,16 +1,19 @@
 """The gRPC servicer: converts protobuf to domain calls and back, nothing else.
 
-Errors leave through one table (lotledger.ledger.status). AppendStream pipelines: requests
+Errors leave through one table (lotledger.ledger.status). Limits (lotledger.ledger.limits)
+are enforced here: the append rate and open streams per participant, records per message
+and per stream, idle and stalled streams. AppendStream pipelines: requests
 are prechecked (parse, validate, verify) on a small shared pool so both cores verify, queued
 to the writer strictly in stream order, and answered in order as their commits land.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import UTC
 from typing import Any
 
@@ -19,8 +22,17 @@ import grpc
 from lotledger.ledger import access
 from lotledger.ledger.access import Caller
 from lotledger.ledger.admission import Admitted
-from lotledger.ledger.errors import InvalidRecord, LedgerError, NotFound, RecordTooLarge, StorageError
+from lotledger.ledger.errors import (
+    InvalidRecord,
+    LedgerError,
+    NotFound,
+    RecordTooLarge,
+    ResourceExhausted,
+    StorageError,
+)
+from lotledger.ledger.limits import Limits
 from lotledger.ledger.log import AppendResult, Ledger
+from lotledger.ledger.ratelimit import UNVERIFIED, ParticipantLimiter
 from lotledger.ledger.status import reason_of, status_code, to_rpc_status
 from lotledger.trace import queries, wire
 from lotledger.trace.effects import SHIPMENT, effects
@@ -31,12 +43,11 @@ from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from lotledger.v1 import records_pb2, trace_pb2
 
-# Messages in flight per stream before the server stops reading (backpressure on the client).
-STREAM_WINDOW = 16
-MAX_RECORDS_PER_MESSAGE = 1000
 # Below this many records per message, splitting the verification across threads costs more
 # than it saves.
 PARALLEL_MIN = 16
+
+log = logging.getLogger("lotledger.server")
 
 
 def _result_pb(r: AppendResult) -> pb.AppendResult:
@@ -57,13 +68,26 @@ def _error_pb(e: BaseException) -> pb.AppendError:
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
     """`mtls`: the server requires client certificates, so every call is checked against the
     identity its certificate names (lotledger.ledger.access); without it, as on the plaintext
-    loopback demo, every caller may read everything and only signatures authorize writes."""
+    loopback demo, every caller may read everything and only signatures authorize writes.
+    `limits`: message sizes, rates and stream bounds (lotledger.ledger.limits)."""
 
-    def __init__(self, ledger: Ledger, verify_pool: ThreadPoolExecutor, live: LiveIndex, *, mtls: bool = False):
+    def __init__(
+        self,
+        ledger: Ledger,
+        verify_pool: ThreadPoolExecutor,
+        live: LiveIndex,
+        limits: Limits | None = None,
+        *,
+        mtls: bool = False,
+    ):
         self.ledger = ledger
         self.pool = verify_pool
         self.live = live
         self.mtls = mtls
+        self.limits = limits or Limits()
+        self.limiter = ParticipantLimiter(
+            self.limits.append_rate, self.limits.append_burst, self.limits.append_streams_per_participant
+        )
 
     def _abort(self, context: grpc.ServicerContext, error: Exception) -> Any:
         context.abort_with_status(to_rpc_status(error))
@@ -116,12 +140,39 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
     # ---- appending ------------------------------------------------------------------------
 
+    def _participant_of(self, admitted: Admitted, caller: Caller) -> str:
+        """Whose limits a record spends: with mTLS, the caller's certificate identity; else the
+        owner of the key its signature verified with (so a forger cannot spend a partner's
+        budget), UNVERIFIED when the key was unknown at precheck."""
+        if caller.participant is not None:
+            return caller.participant
+        if admitted.verified_key is None:
+            return UNVERIFIED
+        info = self.ledger.registry.keys.get(admitted.signed.key_id)
+        return info.participant if info is not None else UNVERIFIED
+
+    def _enqueue_limited(self, admitted: Admitted, caller: Caller) -> Future[AppendResult]:
+        """Charge the record to its participant's rate, then queue it. Raises ResourceExhausted."""
+        self.limiter.take(self._participant_of(admitted, caller))
+        return self.ledger.enqueue(admitted)
+
     def Append(self, request: pb.AppendRequest, context: grpc.ServicerContext) -> pb.AppendResponse:
         try:
             caller = self._known(context)
             admitted = self.ledger.precheck(request.signed_record)
             access.check_submission(caller, admitted.record, admitted.kind)
-            result = self.ledger.enqueue(admitted).result(context.time_remaining())
+            future = self._enqueue_limited(admitted, caller)
+        except (LedgerError, StorageError) as e:
+            return self._abort(context, e)  # type: ignore[no-any-return]
+        # The client gone (cancelled, deadline passed): withdraw the record unless the writer
+        # has already taken it into a transaction (then it commits; a retry is a duplicate).
+        if not context.add_callback(future.cancel):
+            future.cancel()
+        try:
+            result = future.result(timeout=context.time_remaining())
+        except (TimeoutError, CancelledError):
+            future.cancel()
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the record was committed")
         except (LedgerError, StorageError) as e:
             return self._abort(context, e)  # type: ignore[no-any-return]
         return pb.AppendResponse(result=_result_pb(result))
@@ -129,7 +180,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def AppendStream(
         self, request_iterator: Iterator[pb.AppendStreamRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.AppendStreamResponse]:
-        batches: queue.Queue[list[Future[AppendResult] | Exception] | None] = queue.Queue(STREAM_WINDOW)
+        limits = self.limits
+        batches: queue.Queue[list[Future[AppendResult] | Exception] | None] = queue.Queue(limits.append_stream_window)
         reader_error: list[BaseException] = []
         caller = self._caller(context)
         try:
@@ -139,19 +191,64 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
         def read() -> None:
             # One thread reads and queues to the writer, so the stream's order is the log's.
+            # When the handler cannot send (the client reads no answers), `batches` fills, this
+            # thread stops reading (HTTP/2 flow control holds the client), and after the stall
+            # time the call is cancelled: the writer itself never waits on a client.
+            owner: str | None = None  # the participant whose stream slot this holds
+            received = 0
             try:
                 for request in request_iterator:
-                    if len(request.signed_records) > MAX_RECORDS_PER_MESSAGE:
-                        raise RecordTooLarge(f"at most {MAX_RECORDS_PER_MESSAGE} records per message")
-                    batches.put(self._admit_batch(request.signed_records, caller))
+                    if len(request.signed_records) > limits.append_records_per_message:
+                        raise RecordTooLarge(f"at most {limits.append_records_per_message} records per message")
+                    received += len(request.signed_records)
+                    if received > limits.append_records_per_stream:
+                        raise ResourceExhausted(
+                            f"at most {limits.append_records_per_stream} records per stream; open a new stream",
+                            reason="STREAM_RECORD_LIMIT",
+                        )
+                    checked = self._precheck_batch(request.signed_records, caller)
+                    if owner is None:
+                        first = next((a for a in checked if isinstance(a, Admitted)), None)
+                        if first is not None:
+                            self.limiter.open_stream(participant := self._participant_of(first, caller))
+                            owner = participant
+                    items = [
+                        item if isinstance(item, Exception) else self._try_enqueue(item, caller) for item in checked
+                    ]
+                    try:
+                        batches.put(items, timeout=limits.append_stream_stall_seconds)
+                    except queue.Full:
+                        log.warning("append stream of %r stalled: the client reads no answers; cancelling it", owner)
+                        context.cancel()  # the handler is stuck sending to a client that does not read
+                        raise ResourceExhausted(
+                            "the client read no answers for "
+                            f"{limits.append_stream_stall_seconds:g} s; the stream was cancelled",
+                            reason="STREAM_STALLED",
+                        ) from None
             except BaseException as e:  # noqa: BLE001 - a broken client stream ends the pipeline
+                log.debug("append stream reader ended: %r", e)
                 reader_error.append(e)
             finally:
-                batches.put(None)
+                if owner is not None:
+                    self.limiter.close_stream(owner)
+                try:
+                    batches.put(None, timeout=limits.append_stream_stall_seconds)
+                except queue.Full:
+                    pass  # the handler is gone
 
         threading.Thread(target=read, name="append-stream-read", daemon=True).start()
         index = 0
-        while (batch := batches.get()) is not None:
+        while True:
+            try:
+                batch = batches.get(timeout=limits.append_stream_idle_seconds)
+            except queue.Empty:
+                idle = ResourceExhausted(
+                    f"the stream sent nothing for {limits.append_stream_idle_seconds:g} s; it was ended",
+                    reason="STREAM_IDLE",
+                )
+                context.abort_with_status(to_rpc_status(idle))
+            if batch is None:
+                break
             response = pb.AppendStreamResponse()
             for item in batch:
                 outcome = response.outcomes.add(index=index)
@@ -169,17 +266,23 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 context.abort_with_status(to_rpc_status(error))
             context.abort(grpc.StatusCode.CANCELLED, f"request stream failed: {error}")
 
-    def _admit_batch(
+    def _try_enqueue(self, admitted: Admitted, caller: Caller) -> Future[AppendResult] | Exception:
+        try:
+            return self._enqueue_limited(admitted, caller)
+        except ResourceExhausted as e:
+            return e
+
+    def _precheck_batch(
         self, records: Sequence[records_pb2.SignedRecord], caller: Caller = access.OPEN
-    ) -> list[Future[AppendResult] | Exception]:
-        """Precheck a message's records on both cores (verification releases the GIL), then
-        queue them to the writer in order. Returns one future or refusal per record."""
+    ) -> list[Admitted | Exception]:
+        """Precheck a message's records on both cores (verification releases the GIL).
+        Returns one admitted record or refusal per record, in order."""
         half = len(records) // 2 if len(records) >= PARALLEL_MIN else 0
         other = self.pool.submit(self._precheck_all, records[half:], caller) if half else None
         checked = self._precheck_all(records[:half] if half else records, caller)
         if other is not None:
             checked += other.result()
-        return [item if isinstance(item, Exception) else self.ledger.enqueue(item) for item in checked]
+        return checked
 
     def _precheck_all(
         self, records: Sequence[records_pb2.SignedRecord], caller: Caller = access.OPEN

@@ -18,6 +18,7 @@ from lotledger.ledger import errors
 DOMAIN = "lotledger.v1"
 
 STATUS_OF: list[tuple[type[Exception], grpc.StatusCode]] = [
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.RecordTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.InvalidRecord, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
@@ -40,6 +41,9 @@ ERROR_OF: dict[grpc.StatusCode, type[errors.LedgerError]] = {
     grpc.StatusCode.OUT_OF_RANGE: errors.OutOfRange,
 }
 
+# RESOURCE_EXHAUSTED reasons that are a service limit (ResourceExhausted), not a size (RecordTooLarge).
+LIMIT_REASONS = frozenset({"RATE_LIMITED", "TOO_MANY_STREAMS", "STREAM_RECORD_LIMIT", "STREAM_IDLE", "STREAM_STALLED"})
+
 
 def status_code(error: Exception) -> grpc.StatusCode:
     for kind, code in STATUS_OF:
@@ -61,8 +65,15 @@ def to_rpc_status(error: Exception) -> grpc.Status:
         info.metadata["field"] = field
     detail = any_pb2.Any()
     detail.Pack(info)
+    details = [detail]
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:  # google.rpc.RetryInfo: when the same call can succeed
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(max(0, int(retry_after * 1e9)))
+        details.append(any_pb2.Any())
+        details[-1].Pack(retry)
     message = getattr(error, "message", None) or str(error)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     return rpc_status.to_status(status)
 
 
@@ -70,7 +81,7 @@ def from_rpc_error(error: grpc.RpcError) -> Exception:
     """Turn a failed call back into our error type, reading ErrorInfo when present."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message = error.details() if hasattr(error, "details") else str(error)
-    reason, field = code.name, None
+    reason, field, retry_after = code.name, None, None
     try:
         status = rpc_status.from_call(error)
     except Exception:  # noqa: BLE001 - a malformed detail must not hide the error itself
@@ -78,8 +89,13 @@ def from_rpc_error(error: grpc.RpcError) -> Exception:
     if status is not None:
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
+            retry = error_details_pb2.RetryInfo()
             if detail.Unpack(info):
                 reason, field = info.reason, info.metadata.get("field") or None
+            elif detail.Unpack(retry):
+                retry_after = retry.retry_delay.ToNanoseconds() / 1e9
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and (retry_after is not None or reason in LIMIT_REASONS):
+        return errors.ResourceExhausted(message or code.name, reason=reason, field=field, retry_after=retry_after)
     kind = ERROR_OF.get(code)
     if kind is not None:
         return kind(message or code.name, reason=reason, field=field)

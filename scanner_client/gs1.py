@@ -92,7 +92,10 @@ def parse_scan(raw: str, separator: str = "") -> ParsedScan:
             raise ScanRefused(f"unknown or unreadable application identifier {', '.join(unread)}", "UNKNOWN_AI")
         return _fields(raw, "human-readable", message.element_strings)
     if value.lower().startswith(("http://", "https://")):
-        result = parse(value)
+        try:
+            result = parse(value)
+        except (ParseError, IndexError, ValueError, KeyError) as e:
+            raise ScanRefused(f"unreadable Digital Link: {value[:60]!r}", "UNREADABLE") from e
         if result.gs1_digital_link_uri is None:
             raise ScanRefused(f"not a GS1 Digital Link URI: {result.gs1_digital_link_uri_error}", "UNREADABLE")
         return _fields(raw, "Digital Link", result.gs1_digital_link_uri.element_strings)
@@ -113,6 +116,8 @@ def _element_strings(value: str) -> list[GS1ElementString]:
         result = parse(value, config=ParseConfig(separator_chars=[GS]))
     except ParseError as e:
         raise ScanRefused(f"unreadable scan: {e}", _reason(str(e))) from e
+    except (IndexError, ValueError, KeyError) as e:  # biip on a bare ']' (found by fuzzing), and the like
+        raise ScanRefused(f"unreadable scan: {value[:40]!r}", "UNREADABLE") from e
     if result.gs1_message is None:
         error = str(result.gs1_message_error or "no GS1 element strings found")
         raise ScanRefused(f"not GS1 data: {error}", _reason(error))
@@ -155,6 +160,8 @@ def _fields(raw: str, form: str, element_strings: list[GS1ElementString]) -> Par
                 )
             found["net_weight"] = format(es.decimal, "f")
         elif ai in ("30", "37"):
+            if not es.value.isdigit():  # an empty count (found by fuzzing: the scan "30")
+                raise ScanRefused(f"({ai}) count {es.value!r} is not a number", "UNREADABLE")
             count = int(es.value)
             if not count:
                 raise ScanRefused(

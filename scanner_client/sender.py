@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lotledger.ledger.client import ClientTls, LedgerClient, StreamRefusal
-from lotledger.ledger.errors import LedgerError, StorageError, Unavailable
+from lotledger.ledger.errors import LedgerError, ResourceExhausted, StorageError, Unavailable
 from lotledger.scanner_client.spool import Spool
 
 log = logging.getLogger("lotledger.scan")
 
-# Refusals worth retrying on their own: the server could not take the record just now.
-_TRANSIENT = (Unavailable, StorageError)
+# Refusals worth retrying on their own: the server could not take the record just now (down,
+# or a limit such as the append rate: a scan is never set aside for that).
+_TRANSIENT = (Unavailable, StorageError, ResourceExhausted)
 
 
 @dataclass

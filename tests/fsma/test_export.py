@@ -121,7 +121,7 @@ def test_fsma_check_passes_the_demo_and_finds_a_missing_kde(tmp_path: Path) -> N
     try:
         assert json.loads(cli("fsma-check", "--server", server.address, "--json")) == {"complete": True, "missing": []}
         record = records_pb2.Record(record_id="ship/no-bol", submitter="plant")
-        record.created_at.FromSeconds(1_791_000_000)
+        record.created_at.GetCurrentTime()  # signed now: the server takes created_at only within its window
         s = record.shipment
         s.shipment_id, s.from_participant, s.from_location = "SH-9", "plant", "plant-7/dock"
         s.to_participant, s.to_location = "dist-north", "north/wh-1"

@@ -144,3 +144,40 @@ def test_refused_scans_are_kept_aside_then_retried(served, tmp_path: Path) -> No
     assert [r.reason for r in spool.refused()] == ["KEY_REVOKED"]
     sender.close()
     spool.close()
+
+
+def test_a_rate_limited_drain_is_retried_never_set_aside(tmp_path: Path) -> None:
+    """The server's per-participant append rate (RESOURCE_EXHAUSTED) is a "not now", like the
+    server being away: the sender backs off and resends; no scan is kept aside as refused."""
+    from lotledger.ledger.errors import ResourceExhausted
+    from lotledger.ledger.limits import Limits
+    from lotledger.ledger.log import LedgerConfig
+    from lotledger.ledger.server import LedgerServer
+
+    data_dir, scanner_dir = setup(tmp_path)
+    server = LedgerServer(
+        data_dir,
+        "127.0.0.1:0",
+        config=LedgerConfig(checkpoint_interval=0.05),
+        limits=Limits(append_rate=20, append_burst=5),
+    ).start()
+    try:
+        dev, spool = device.load(scanner_dir), Spool(scanner_dir)
+        station = Station(dev, "plant-7/dock-2", "receive")
+        for n in range(15):
+            spool.add(station.sign(parse_scan(f"01{GTIN}10R{n}"), spool.epoch, n), n)
+        sender = Sender(spool, server.address)
+        limited, deadline = 0, time.monotonic() + 30
+        while spool.counts()["spooled"] and time.monotonic() < deadline:
+            try:
+                sender.drain_once()
+            except ResourceExhausted:
+                limited += 1
+                time.sleep(0.1)
+        assert limited > 0, "the rate limit was reached"
+        assert spool.counts()["refused"] == 0 and spool.counts()["sent"] == 15
+        assert_exactly_once_in_order(scans_in_log(server.address), 15)
+        sender.close()
+        spool.close()
+    finally:
+        server.stop(grace=1)

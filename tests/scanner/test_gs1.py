@@ -87,3 +87,24 @@ def test_a_separator_setting_must_be_one_symbol() -> None:
     with pytest.raises(ScanRefused) as refused:
         parse_scan(f"01{GTIN}10A", separator="X")
     assert refused.value.reason == "BAD_CONFIG"
+
+
+def test_a_bare_symbology_flag_is_refused() -> None:
+    # Found by tests/ledger/test_fuzz.py: biip raised IndexError on "]".
+    from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
+
+    for raw in ("]", "]C", "]d2"):
+        try:
+            parse_scan(raw)
+        except ScanRefused as e:
+            assert e.args
+
+
+def test_an_empty_count_is_refused() -> None:
+    # Found by bench/fuzz.py (atheris): int('') on the scan "30".
+    import pytest
+
+    from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
+
+    with pytest.raises(ScanRefused):
+        parse_scan("30")
