@@ -195,3 +195,18 @@ def test_rpc_status_of_a_refused_read_is_permission_denied(mtls: SimpleNamespace
     with pytest.raises(grpc.RpcError) as e:
         stub.GetEntry(pb.GetEntryRequest(seq=mtls.seqs["globex_ship"]), timeout=5)
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_limits_are_spent_by_the_certificate_identity(mtls: SimpleNamespace) -> None:
+    """With mTLS the append rate and stream slots are charged to the participant the client
+    certificate names (checked equal to the submitter before); without it, to the owner of the
+    key the signature verified with."""
+    from lotledger.ledger.access import OPEN, Caller
+    from lotledger.ledger.ratelimit import UNVERIFIED
+
+    servicer = mtls.server.servicer
+    admitted = mtls.server.ledger.precheck(sign(shipment("acme"), mtls.world.keys["acme"]))
+    assert servicer._participant_of(admitted, Caller(tls=True, participant="acme", role="supplier")) == "acme"
+    assert servicer._participant_of(admitted, OPEN) == "acme"  # the key's owner
+    unknown = mtls.server.ledger.precheck(sign(shipment("acme"), SigningKey.generate()))
+    assert servicer._participant_of(unknown, OPEN) == UNVERIFIED
