@@ -36,13 +36,16 @@ ALLOWED_KINDS: Mapping[str, frozenset[str]] = {
             "receipt",
             "formula_revision",
             "aggregation",
+            "scan",
             "correction",
             "recall_opened",
         }
     ),
     # A supplier states what it shipped to us; it cannot sign off our QC.
     "supplier": frozenset({"shipment", "correction"}),
-    "distributor": frozenset({"receipt", "shipment", "aggregation", "correction"}),
+    # Manufacturers and distributors may also relay their own systems' scans (EPCIS
+    # commissioning and SSCC shipping observations import as Scan records).
+    "distributor": frozenset({"receipt", "shipment", "aggregation", "scan", "correction"}),
     "customer": frozenset({"receipt", "correction"}),
     "qa": frozenset({"quality_check", "correction", "recall_opened"}),
     # A device's key signs scans and nothing else.

@@ -13,6 +13,7 @@ import jsonschema
 from cli_helpers import run
 
 from lotledger.ledger.client import LedgerClient
+from lotledger.v1 import records_pb2
 
 DATA = Path(__file__).parent.parent / "epcis" / "data"
 SCHEMA = json.loads((Path(__file__).parent.parent / "epcis" / "schema" / "EPCIS-JSON-Schema.json").read_text())
@@ -91,3 +92,38 @@ def test_unmappable_or_malformed_input_leaves_the_ledger_unchanged(live: SimpleN
     result = run("import-epcis", str(path), str(broken), *signer, ok=False)
     assert result.exit_code == 2 and "not JSON" in result.stderr
     assert _entries(live) == before
+
+
+def test_a_manufacturer_imports_its_commissioning_events(live: SimpleNamespace) -> None:
+    """ObjectEvent commissioning maps to a PRODUCE Scan: the manufacturer whose system reports
+    it may submit it (the role table lets manufacturers and distributors relay scans)."""
+    signer = _plant(live)
+    doc = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-02-01T00:00:00.000Z",
+        "epcisBody": {
+            "eventList": [
+                {
+                    "type": "ObjectEvent",
+                    "eventTime": "2026-01-08T06:00:00.000Z",
+                    "eventTimeZoneOffset": "+00:00",
+                    "action": "ADD",
+                    "bizStep": "commissioning",
+                    "quantityList": [
+                        {"epcClass": "urn:epc:class:lgtin:4012345.012345.BATCH-9", "quantity": 40, "uom": "KGM"}
+                    ],
+                    "readPoint": {"id": "urn:epc:id:sgln:4012345.00012.0"},
+                }
+            ]
+        },
+    }
+    path = live.tmp / "commissioning.jsonld"
+    path.write_text(json.dumps(doc))
+    out = json.loads(run("import-epcis", str(path), *signer, "--json").stdout)
+    assert len(out["appended"]) == 1 and out["appended"][0]["duplicate"] is False
+    with LedgerClient(live.server.address) as client:
+        entry = client.get_entry(record_id=out["appended"][0]["record_id"])
+    record = records_pb2.Record.FromString(records_pb2.Entry.FromString(entry.entry).signed_record.record_bytes)
+    assert record.WhichOneof("body") == "scan" and record.submitter == "plant"
