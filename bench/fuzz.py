@@ -4,7 +4,7 @@
     python bench/fuzz.py --list
 
 A finding is any exception other than our refusals (LedgerError, SigningError, ScanRefused);
-atheris stops and writes the crashing input to crash-*. Needs `pip install atheris` and the
+atheris stops and writes the crashing input to crash-*. Needs `pip install '.[fuzz]'` (atheris) and the
 installed lotledger package.
 """
 
