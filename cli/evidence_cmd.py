@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from lotledger.cli.options import verifier_key_arg, witness_options, witness_quorum
+from lotledger.cli.options import log_key_option, verifier_key_arg, witness_options, witness_quorum
 from lotledger.cli.output import emit_json, handles_errors, note
 from lotledger.ledger.client import Checkpointed, LedgerClient
 from lotledger.ledger.errors import StorageError
@@ -106,9 +106,7 @@ def write_evidence(
 
 @click.command("verify-evidence")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
-)
+@log_key_option
 @witness_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @handles_errors

@@ -23,6 +23,7 @@ from lotledger.cli.options import (
     F,
     client_options,
     connect,
+    log_key_option,
     signer_options,
     tls_options,
     verifier_key_arg,
@@ -609,9 +610,7 @@ def _run_verification(
 
 
 @main.command()
-@click.option(
-    "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
-)
+@log_key_option
 @click.option(
     "--since",
     "since",
@@ -715,9 +714,7 @@ def verify(
 
 
 @keys.command("list")
-@click.option(
-    "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
-)
+@log_key_option
 @log_source_options
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines.")

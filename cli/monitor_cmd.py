@@ -33,7 +33,7 @@ from typing import Any
 
 import click
 
-from lotledger.cli.options import connect, server_option, verifier_key_arg
+from lotledger.cli.options import connect, log_key_option, server_option, verifier_key_arg
 from lotledger.cli.output import ExitCode, Progress, fail, handles_errors, note
 from lotledger.cli.state_dir import StateDir, sync_dir
 from lotledger.cli.verify_cmd import LiveSource, verify_log
@@ -180,9 +180,7 @@ class Monitor:
 
 @click.command()
 @server_option
-@click.option(
-    "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
-)
+@log_key_option
 @click.option(
     "--state",
     "state_dir",

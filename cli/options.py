@@ -87,6 +87,9 @@ participant_option = click.option(
     metavar="ID",
     help="Participant id the records are submitted as (env LOTLEDGER_PARTICIPANT).",
 )
+log_key_option = click.option(
+    "--log-key", required=True, metavar="VKEY", help="The log's verifier key (name+hash+key), or a file holding it."
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
