@@ -125,22 +125,31 @@ def seeds() -> dict[str, list[bytes]]:
     """A valid input per target, so mutation starts from something that parses."""
     from helpers import shipment
 
+    from lotledger.ledger.bundle import BundleWriter
+    from lotledger.ledger.entries import build_entry
     from lotledger.ledger.records import sign
     from lotledger.signing.note import sign_note
 
     body = Checkpoint(ORIGIN, 5, bytes(32)).body()
     signed_note = sign_note(body, NoteSigner(ORIGIN, KEY))
     rec = shipment("acme").SerializeToString()
+    entry0 = build_entry(0, bytes(32), 1_767_225_600_000_000_000, sign(shipment("acme"), KEY))
+    out = io.BytesIO()
+    writer = BundleWriter(
+        out, note=sign_note(Checkpoint(ORIGIN, 1, merkle.leaf_hash(entry0)).body(), NoteSigner(ORIGIN, KEY))
+    )
+    writer.entry(entry0)
+    writer.close()
     return {
         "signed_record": [sign(shipment("acme"), KEY).SerializeToString()],
         "record_bytes": [rec],
-        "entry": [b""],
+        "entry": [entry0],
         "note": [signed_note],
         "checkpoint_body": [body],
         "cosigned_note": [signed_note],
         "tlog_proof": [b"c2sp.org/tlog-proof@v1\nindex 1\n" + b"AAAA\n\n" + signed_note],
         "merkle_inputs": [bytes(4 + 96)],
-        "bundle": [b""],
+        "bundle": [out.getvalue()],
         "scan": [b"0109520000000011\x1d10L1", b"]C10109520000000011"],
         "limits_file": [b"[append]\nrate = 5\n"],
     }
