@@ -164,7 +164,8 @@ def witness_options(fn: F) -> F:
 def witness_quorum(witness_keys: tuple[str, ...], quorum: int | None) -> tuple[list[CosignatureVerifier], int]:
     """The distinct witnesses given and the quorum to require of them (default: all). A quorum
     that cannot be met is a usage error (exit 2), never a silently weaker check."""
-    witnesses = list(dict.fromkeys(witness_key_arg(w, "--witness") for w in witness_keys))
+    # Distinct by public key (a cosignature does not sign the witness's name).
+    witnesses = list({w.key.raw: w for w in (witness_key_arg(k, "--witness") for k in witness_keys)}.values())
     if quorum is None:
         return witnesses, len(witnesses)
     if not witnesses:

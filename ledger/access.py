@@ -27,9 +27,11 @@ Reads (the rule, in one place):
 - A record is *its* (the participant is party to it) when it submitted it, or the record
   names it as a counterparty: a shipment's from/to participant, a receipt's participant, a
   material receipt's supplier.
-- A lot *concerns* a participant when any entry behind the lot in the trace index is its:
-  it received, shipped, supplied, made, checked or scanned the lot, or the lot was shipped
-  to or received from it.
+- A lot *concerns* a participant when the first entry behind the lot in the trace index is
+  its own (it made the lot, or first recorded it), or another participant's entry behind the
+  lot names it as counterparty (the lot was shipped to or by it, or received from it as
+  supplier). Its own later entries do not count, or writing a receipt naming any lot would
+  open that lot to its writer.
 - An entry is readable when it is the caller's, or it names a lot that concerns the caller.
 - Checkpoints and consistency proofs are public by nature in a transparency log: they carry
   a tree size and hashes, nothing about any record, and every participant (and witness)
@@ -163,12 +165,32 @@ def is_party(participant: str, record: records_pb2.Record) -> bool:
     return False
 
 
+def _named_by_another(participant: str, record: records_pb2.Record) -> bool:
+    """Another participant's record names `participant` as its counterparty."""
+    if record.submitter == participant:
+        return False
+    kind = record.WhichOneof("body")
+    if kind == "correction":
+        return _named_by_another(participant, record.correction.corrected)
+    return is_party(participant, record)
+
+
 def lot_concerns(caller: Caller, records_behind_lot: Iterable[records_pb2.Record]) -> bool:
-    """Does a lot concern the caller, given the records behind it (the trace index's seqs)?"""
+    """Does a lot concern the caller, given the records behind it in log order (the trace
+    index's seqs, oldest first)? Yes when the caller's own record is the first behind the lot
+    (it made the lot, or first recorded it), or another participant's record names the caller
+    as its counterparty (shipped it to or from the caller, received it from the caller as
+    supplier). The caller's own later records do not count: writing a receipt or a shipment
+    that names someone else's lot must not open that lot's trace to its writer."""
     if caller.reads_everything:
         return True
     assert caller.participant is not None  # require_known ran; partners have an identity
-    return any(is_party(caller.participant, r) for r in records_behind_lot)
+    for position, record in enumerate(records_behind_lot):
+        if position == 0 and record.submitter == caller.participant:
+            return True
+        if _named_by_another(caller.participant, record):
+            return True
+    return False
 
 
 def require_full_reader(caller: Caller, what: str) -> None:

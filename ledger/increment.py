@@ -145,6 +145,10 @@ class KeyHistory:
             raise self._bad(seq, f"does not parse: {e}") from e
         if entry.seq != seq:
             raise self._bad(seq, f"claims seq {entry.seq}")
+        if self.registry.is_empty and seq != 0:
+            # Only entry 0 may register an admin with its own key (the genesis rule): a key
+            # history that starts later would let a self-signed admin in anywhere.
+            raise self._bad(seq, "comes first, but the key history must start with the genesis entry 0")
         signed = entry.signed_record
         try:
             now = timestamp_to_datetime(entry.received_at)

@@ -114,7 +114,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         node = index.nodes.get(lot)
         if node is None or lot.startswith(SHIPMENT):
             return False
-        return access.lot_concerns(caller, index.records.many(index.seqs(node)).values())
+        seqs = index.seqs(node)  # oldest first: the rule looks at who recorded the lot first
+        found = index.records.many(seqs)
+        return access.lot_concerns(caller, [found[s] for s in seqs if s in found])
 
     def _require_lots(self, index: TraceIndex, caller: Caller, lots: Sequence[str]) -> None:
         for lot in lots:

@@ -169,7 +169,16 @@ def parse_quantity(q: records_pb2.Quantity) -> tuple[Decimal, str]:
     return Decimal(q.amount), q.unit
 
 
+# The latest time we turn into a datetime: far beyond any real record, and early enough that
+# adding a skew window to it cannot overflow datetime (year 9999).
+_LATEST_SECONDS = 253_000_000_000  # about year 9987
+
+
 def timestamp_to_datetime(ts: Timestamp) -> datetime:
+    """Raises InvalidRecord for a time datetime cannot hold (a served entry is untrusted bytes:
+    its received_at must fail as that entry's error, never as an OverflowError)."""
+    if not -62_135_596_800 <= ts.seconds <= _LATEST_SECONDS:
+        raise InvalidRecord(f"timestamp {ts.seconds} s is out of range", reason="INVALID_TIME", field="timestamp")
     return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
 
 

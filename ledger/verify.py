@@ -226,17 +226,20 @@ def check_cosignatures(note: bytes, witnesses: Sequence[CosignatureVerifier], qu
     open_signed_checkpoint's. Returns the valid cosignatures by the given witnesses.
 
     Fails closed: a quorum below 1 or above the number of distinct witnesses given (the same
-    key given twice counts once), or a line by a given witness that does not verify.
+    public key given twice, under any names, counts once), or a line by a given witness that
+    does not verify.
 
     Raises VerificationFailed (reason BAD_QUORUM, BAD_COSIGNATURE or NO_QUORUM).
     """
-    distinct = set(witnesses)
+    # Distinct by public key, not by (name, key): the cosigned message does not include the
+    # name, so one witness's line verifies under any name given with its key.
+    distinct = list({w.key.raw: w for w in witnesses}.values())
     if not 1 <= quorum <= len(distinct):
         raise VerificationFailed(
             f"a quorum of {quorum} cannot be met by {len(distinct)} distinct witness key(s)", reason="BAD_QUORUM"
         )
     try:
-        _, cosigs = open_cosignatures(note, list(distinct))
+        _, cosigs = open_cosignatures(note, distinct)
     except SigningError as e:
         raise VerificationFailed(f"checkpoint cosignature: {e}", reason="BAD_COSIGNATURE") from e
     if len(cosigs) < quorum:
@@ -252,6 +255,10 @@ def check_cosignatures(note: bytes, witnesses: Sequence[CosignatureVerifier], qu
 def check_consistency(old: Checkpoint, new: Checkpoint, proof: list[bytes]) -> None:
     """Raises VerificationFailed unless `new` extends `old` (both already signature-checked)."""
     if old.size == new.size and old.root_hash == new.root_hash:
+        return
+    if old.size == 0:  # every tree extends the empty one (RFC 9162 defines no proof for it)
+        if old.root_hash != merkle.EMPTY_ROOT:
+            raise VerificationFailed("a checkpoint of size 0 must carry the empty tree's root", reason="NOT_CONSISTENT")
         return
     try:
         merkle.verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)

@@ -284,7 +284,9 @@ class Witness:
                 )
             return WitnessError(message, status=status, reason=reason, latest_size=old_size, evidence=evidence)
 
-        if cosigned is None:  # old size 0: nothing cosigned yet, so nothing to be consistent with
+        if cosigned is None or cosigned.size == 0:
+            # Old size 0: every tree extends the empty one, so there is nothing to prove (a
+            # cosigned empty tree is no different from nothing cosigned yet).
             if proof:
                 raise _bad_request("the consistency proof must be empty when the old size is 0")
             if checkpoint.size == 0 and checkpoint.root_hash != EMPTY_ROOT:

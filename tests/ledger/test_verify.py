@@ -127,3 +127,24 @@ def test_inconsistent_checkpoints(log: tuple[Forger, SigningKey, SigningKey]) ->
     check_consistency(old, new, tree.consistency_proof(3, 5))
     with pytest.raises(VerificationFailed):
         check_consistency(Checkpoint("o", 3, bytes(32)), new, tree.consistency_proof(3, 5))
+
+
+def test_every_tree_extends_the_empty_one() -> None:
+    empty = Checkpoint("o.example/log", 0, merkle.EMPTY_ROOT)
+    grown = Checkpoint("o.example/log", 5, bytes(range(32)))
+    check_consistency(empty, grown, [])  # nothing to prove
+    with pytest.raises(VerificationFailed) as info:
+        check_consistency(Checkpoint("o.example/log", 0, bytes(32)), grown, [])
+    assert info.value.reason == "NOT_CONSISTENT"
+
+
+def test_a_received_at_datetime_cannot_hold_fails_as_that_entry() -> None:
+    admin = SigningKey.generate()
+    first = build_entry(
+        0, ZERO_HASH, time.time_ns(), signed(registration("admin", "admin", records_pb2.ROLE_ADMIN, admin), admin)
+    )
+    entry = records_pb2.Entry.FromString(first)
+    entry.received_at.seconds = 2**62
+    with pytest.raises(VerificationFailed) as info:
+        LogVerifier().feed(entry.SerializeToString())
+    assert info.value.seq == 0 and info.value.reason == "INVALID_TIME"

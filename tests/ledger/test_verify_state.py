@@ -4,17 +4,21 @@ and the frontier an increment starts from is the one the tree has."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from forged_log import ORIGIN, correction_of
 from forged_log import ForgedLog as Log
-from helpers import revocation, shipment, signed
+from helpers import registration, revocation, shipment, signed
 
 from lotledger.ledger import merkle
 from lotledger.ledger.errors import ProofError, VerificationFailed
 from lotledger.ledger.increment import frontier_from_last_leaf
 from lotledger.ledger.verify import LogVerifier
 from lotledger.ledger.verify_state import VerifierState, check_extends, decode_state, encode_state
+from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, open_checkpoint, sign_note
+from lotledger.v1 import records_pb2
 
 
 def verified(entries: list[bytes], verifier: LogVerifier | None = None) -> LogVerifier:
@@ -139,3 +143,25 @@ def test_check_extends_names_rollbacks_and_forks() -> None:
     with pytest.raises(VerificationFailed) as info:
         check_extends(held, newer, log.tree.consistency_proof(4, 8))
     assert info.value.reason == "NOT_CONSISTENT"
+
+
+def test_an_increments_key_history_must_start_at_the_genesis_entry() -> None:
+    """Only entry 0 may register an admin with that admin's own key. A key history that
+    starts later (entry 0 left out) would otherwise let a self-signed admin in anywhere."""
+    from lotledger.ledger.bundle import KeyHistoryEntry
+    from lotledger.ledger.entries import build_entry
+    from lotledger.ledger.increment import KeyHistory
+
+    admin, mallory = SigningKey.generate(), SigningKey.generate()
+    tree = merkle.MemoryTree()
+    entries = []
+    for seq, (who, key) in enumerate((("admin", admin), ("mallory", mallory))):
+        reg = signed(registration(who, who, records_pb2.ROLE_ADMIN, key), key)
+        entries.append(build_entry(seq, tree.perfect(0, seq - 1) if seq else bytes(32), time.time_ns(), reg))
+        tree.append(merkle.leaf_hash(entries[-1]))
+    prior = Checkpoint("o.example/log", 2, tree.root(2))
+    history = KeyHistory(prior)
+    with pytest.raises(VerificationFailed) as info:
+        history.feed(KeyHistoryEntry(1, entries[1], tree.inclusion_proof(1, 2)))
+    assert info.value.seq == 1 and info.value.reason == "BAD_KEY_HISTORY"
+    assert "genesis entry 0" in str(info.value)

@@ -263,6 +263,11 @@ def test_empty_tree_checkpoints() -> None:
     cosign(w, 0, [], log.note(0))
     bad = sign_note(Checkpoint(ORIGIN, 0, bytes(32)).body(), log.signer)
     assert refused(witness_for(log), 0, [], bad).status == 422
+    # After cosigning the empty tree, the log grows: every tree extends the empty one, so the
+    # next checkpoint (old 0, empty proof) is cosigned, not refused as a fork.
+    log.grow(3)
+    cosign(w, 0, [], log.note())
+    assert w.state[ORIGIN].size == 3
 
 
 # ---- the two phases ------------------------------------------------------------------------------
@@ -333,6 +338,14 @@ def test_check_cosignatures_quorum() -> None:
     with pytest.raises(VerificationFailed) as info:
         check_cosignatures(forged, [v1], 1)
     assert info.value.reason == "BAD_COSIGNATURE"
+    # One witness's key under a second name: its line, copied under that name with that key
+    # hash, verifies too (the name is not signed), so the two count as one witness.
+    alias = CosignatureSigner("alias.example", w1.key)
+    v_alias = CosignatureVerifier.from_string(alias.verifier_key)
+    copied = cosigned + alias.sign(body, NOW).encode()
+    with pytest.raises(VerificationFailed) as info:
+        check_cosignatures(copied, [v1, v_alias], 2)
+    assert info.value.reason == "BAD_QUORUM"
 
 
 # ---- the ledger keeps cosignatures with its checkpoints ----------------------------------------------

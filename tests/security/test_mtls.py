@@ -210,3 +210,19 @@ def test_limits_are_spent_by_the_certificate_identity(mtls: SimpleNamespace) -> 
     assert servicer._participant_of(admitted, OPEN) == "acme"  # the key's owner
     unknown = mtls.server.ledger.precheck(sign(shipment("acme"), SigningKey.generate()))
     assert servicer._participant_of(unknown, OPEN) == UNVERIFIED
+
+
+def test_writing_about_a_lot_does_not_open_it_to_the_writer(mtls: SimpleNamespace) -> None:
+    """globex appends its own shipment naming acme's lot (accepted: irregularities are flagged,
+    not refused). That must not make acme's lot "concern" globex: only the first record of a
+    lot, or another participant's record naming globex, would."""
+    globex = mtls.client("globex")
+    claim = globex.append(sign(shipment("globex", gtin_=LOT_ACME.split("/")[1]), mtls.world.keys["globex"]))
+    assert claim.seq > 0
+    for call in (lambda: globex.trace(LOT_ACME, "up"), lambda: globex.recall([LOT_ACME])):
+        with pytest.raises(PermissionDenied) as refused:
+            call()
+        assert refused.value.reason == "READ_NOT_ALLOWED"
+    with pytest.raises(PermissionDenied):
+        globex.get_entry(mtls.seqs["acme_ship"])  # acme's shipment of that lot stays acme's
+    globex.get_entry(claim.seq)  # its own entry, it may read
