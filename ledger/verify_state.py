@@ -255,7 +255,7 @@ def decode_state(blob: bytes, log_key: NoteVerifier) -> VerifierState:
         size, count, npairs = int(header["tree_size"]), int(header["records"]), int(header["pairs"])
         registry = _registry_from_json(json.loads(sections[b"R"]))
         pairs = [SeenRecord(str(s), str(k)) for s, k in json.loads(sections[b"P"])]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # UnicodeDecodeError is a ValueError
         raise _bad(f"unreadable header or key history: {e}") from e
     note = sections[b"C"]
     try:
@@ -268,7 +268,12 @@ def decode_state(blob: bytes, log_key: NoteVerifier) -> VerifierState:
     head, frontier = tree[:32], [tree[i : i + 32] for i in range(32, len(tree), 32)]
     if merkle.root_from_frontier(frontier, size) != checkpoint.root_hash:
         raise _bad("its frontier does not give the root of its signed checkpoint")
-    ids = sections[b"I"].decode() if count else ""
+    if size % 2 and head != frontier[-1]:  # an odd tree's last subtree is its last leaf: the head
+        raise _bad("its chain head is not the last leaf of its signed tree")
+    try:
+        ids = sections[b"I"].decode() if count else ""
+    except UnicodeDecodeError as e:
+        raise _bad(f"its record ids are not UTF-8: {e}") from e
     names = ids.split("\n") if count else []
     index = array("I")
     if len(sections[b"X"]) % index.itemsize == 0:

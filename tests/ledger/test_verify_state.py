@@ -98,6 +98,13 @@ def test_a_damaged_or_foreign_state_is_refused() -> None:
     with pytest.raises(VerificationFailed) as info:
         decode_state(blob, other.vkey)
     assert info.value.reason == "WRONG_LOG"
+    # Rewritten with a valid checksum (it has no key) but another chain head: the 7-entry
+    # tree's last subtree is its last leaf, which the head must be.
+    state = VerifierState.capture(verified(log.entries), log.note(), log.vkey)
+    state.head = bytes(32)
+    with pytest.raises(VerificationFailed, match="chain head") as info:
+        decode_state(b"".join(encode_state(state)), log.vkey)
+    assert info.value.reason == "BAD_STATE"
 
 
 def test_capture_needs_the_signed_checkpoint_of_its_tree_and_every_record() -> None:
