@@ -14,7 +14,7 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
-from lotledger.cli import ca_cmd, epcis_cmd, evidence_cmd, fsma_cmd, monitor_cmd, tiles_cmd, trace_cmds
+from lotledger.cli import ca_cmd, epcis_cmd, evidence_cmd, fsma_cmd, monitor_cmd, tiles_cmd, trace_cmds, web_cmd
 from lotledger.cli.ca_cmd import log_key_passphrase, log_key_passphrase_option, serve_tls_options, server_tls
 from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.limits_config import limits_options, load_limits, print_limits
@@ -838,6 +838,7 @@ main.add_command(epcis_cmd.export_epcis)
 main.add_command(fsma_cmd.export_fsma)
 main.add_command(fsma_cmd.fsma_check)
 main.add_command(ca_cmd.ca)
+main.add_command(web_cmd.web)
 
 
 if __name__ == "__main__":  # pragma: no cover

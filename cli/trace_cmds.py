@@ -20,6 +20,7 @@ from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.records import sign
 from lotledger.ledger.validation import parse_lot_key
 from lotledger.signing.keys import SigningKey
+from lotledger.trace.recall_report import CONSIGNMENT_COLUMNS, consignment_rows
 from lotledger.v1 import records_pb2, trace_pb2
 
 
@@ -144,39 +145,8 @@ def recall(
     if csv_path:
         with csv_path.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(
-                [
-                    "shipment_id",
-                    "from",
-                    "to",
-                    "to_location",
-                    "shipped_at",
-                    "lot",
-                    "quantity",
-                    "unit",
-                    "received",
-                    "documents",
-                    "entry",
-                ]
-            )
-            for c in r.consignments:
-                shipped = c.shipped_at.ToDatetime().isoformat() if c.HasField("shipped_at") else ""
-                for item in c.lots:
-                    w.writerow(
-                        [
-                            c.shipment_id,
-                            c.from_participant,
-                            c.to_participant,
-                            c.to_location,
-                            shipped,
-                            item.lot,
-                            item.quantity.amount,
-                            item.quantity.unit,
-                            c.received,
-                            "; ".join(c.documents),
-                            c.seq,
-                        ]
-                    )
+            w.writerow(CONSIGNMENT_COLUMNS)
+            w.writerows(consignment_rows(r))
         note(f"consignments written to {csv_path}")
     if as_json:
         emit_json(_as_dict(r))

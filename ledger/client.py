@@ -222,10 +222,11 @@ class LedgerClient:
         )
         return response
 
-    def alerts(self, since_seq: int = 0, rule: str = "", limit: int = 0) -> trace_pb2.ListAlertsResponse:
-        response: trace_pb2.ListAlertsResponse = self._call(
-            self.stub.ListAlerts, trace_pb2.ListAlertsRequest(since_seq=since_seq, rule=rule, limit=limit)
-        )
+    def alerts(
+        self, since_seq: int = 0, rule: str = "", limit: int = 0, lots: Iterable[str] = ()
+    ) -> trace_pb2.ListAlertsResponse:
+        request = trace_pb2.ListAlertsRequest(since_seq=since_seq, rule=rule, limit=limit, lots=list(lots))
+        response: trace_pb2.ListAlertsResponse = self._call(self.stub.ListAlerts, request)
         return response
 
     def consistency_proof(self, old_size: int, new_size: int = 0) -> pb.GetConsistencyProofResponse:

@@ -449,12 +449,15 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def ListAlerts(
         self, request: trace_pb2.ListAlertsRequest, context: grpc.ServicerContext
     ) -> trace_pb2.ListAlertsResponse:
+        lots = frozenset(request.lots)
+
         def pick(index: TraceIndex) -> trace_pb2.ListAlertsResponse:
             chosen = [
                 a
                 for a in self.live.alerts
                 if a.seq >= request.since_seq
                 and (not request.rule or a.rule == request.rule)
+                and (not lots or a.lot in lots)
                 and self._lot_concerns(index, caller, a.lot)
             ]
             return wire.alerts_pb(chosen[: request.limit] if request.limit else chosen)

@@ -127,3 +127,16 @@ def test_cli_trace_recall_sources_alerts(demo_dir: Path, tmp_path: Path) -> None
         assert out.exit_code == 1 and "UNKNOWN_LOT" in out.stderr
     finally:
         server.stop(grace=1)
+
+
+def test_list_alerts_filters_by_lot(demo_dir: Path) -> None:
+    server = serve(demo_dir)
+    try:
+        with LedgerClient(server.address) as client:
+            everything = client.alerts().alerts
+            only = client.alerts(lots=[MILK, "item/NOPE/lot/1"]).alerts
+            assert only and all(a.lot == MILK for a in only)
+            assert [a.seq for a in only] == [a.seq for a in everything if a.lot == MILK]
+            assert len(everything) > len(only)
+    finally:
+        server.stop(grace=1)

@@ -1,0 +1,195 @@
+"""Time to first paint and to interactive of the web app's trace page, for traces of about 100,
+1,000 and 10,000 nodes, in headless Debian chromium.
+
+    python bench/web.py [--runs 5] [--sizes 100,1000,10000]
+
+Builds one ledger (real signatures, the real append path) holding three fan-outs: a raw material
+lot consumed into K production runs, each output lot shipped four times, so that the downstream
+trace of the raw lot has about the wanted number of nodes. Serves it with the real gRPC server and
+the real web app (waitress) in this process, loads /trace?lot=RAW in a fresh browser context per
+run and reads the page's own marks:
+
+- first paint: the browser's first-contentful-paint (page header and text, before the graph);
+- graph painted: the first frame Cytoscape drew the graph in;
+- interactive: the next animation frame after the graph's handlers were bound.
+
+Beside them, the machine's floor: the same browser's first paint of an empty page from the
+same server (what no page can beat), and the server side (both traces and the HTML) alone.
+Needs the bench extra (`pip install '.[bench]'`) and Debian's chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workload import setup_participants  # noqa: E402
+
+from lotledger.ledger.client import LedgerClient  # noqa: E402
+from lotledger.ledger.log import Ledger, LedgerConfig  # noqa: E402
+from lotledger.ledger.records import sign  # noqa: E402
+from lotledger.ledger.server import LedgerServer  # noqa: E402
+from lotledger.signing.keys import SigningKey  # noqa: E402
+from lotledger.signing.note import NoteVerifier  # noqa: E402
+from lotledger.v1 import records_pb2  # noqa: E402
+
+RAW_GTIN, OUT_GTIN = "09520000000011", "09520000000042"
+SHIPMENTS_PER_LOT = 4
+
+
+def _record(rid: str, submitter: str) -> records_pb2.Record:
+    r = records_pb2.Record(record_id=rid, submitter=submitter)
+    r.created_at.GetCurrentTime()
+    return r
+
+
+def fan_out(name: str, runs: int) -> list[records_pb2.Record]:
+    """A raw lot, `runs` lots made from it, each shipped SHIPMENTS_PER_LOT times: a downstream
+    trace of 2 + runs * (1 + SHIPMENTS_PER_LOT) nodes (the raw lot, the lots, the shipments,
+    one receiver)."""
+    out = []
+    m = (r := _record(f"{name}/raw", "plant")).material_received
+    m.lot.gtin, m.lot.lot, m.supplier, m.supplier_lot_code = RAW_GTIN, name, "acme", f"ACME-{name}"
+    m.quantity.amount, m.quantity.unit, m.location = str(runs * 10), "KGM", "plant-7/dock-1"
+    m.received_at.GetCurrentTime()
+    out.append(r)
+    for i in range(runs):
+        run = (r := _record(f"{name}/run/{i}", "plant")).production_run
+        run.run_id, run.manufactured_on, run.location = f"{name}-RUN-{i}", "2026-11-20", "plant-7/line-1"
+        item = run.inputs.add()
+        item.lot.gtin, item.lot.lot, item.quantity.amount, item.quantity.unit = RAW_GTIN, name, "10", "KGM"
+        made = run.outputs.add()
+        made.lot.gtin, made.lot.lot, made.quantity.amount, made.quantity.unit = OUT_GTIN, f"{name}-{i}", "40", "KGM"
+        run.completed_at.GetCurrentTime()
+        out.append(r)
+        for j in range(SHIPMENTS_PER_LOT):
+            s = (r := _record(f"{name}/ship/{i}/{j}", "plant")).shipment
+            s.shipment_id, s.from_participant, s.to_participant = f"{name}-SH-{i}-{j}", "plant", "dist1"
+            s.to_location = "north/wh-1"
+            s.shipped_at.GetCurrentTime()
+            item = s.lots.add()
+            item.lot.gtin, item.lot.lot, item.quantity.amount, item.quantity.unit = OUT_GTIN, f"{name}-{i}", "10", "KGM"
+            out.append(r)
+    return out
+
+
+def build(data: Path, sizes: list[int]) -> dict[int, str]:
+    """The ledger with one fan-out per size; returns size -> raw lot key."""
+    keys = setup_participants(data)
+    ledger = Ledger(data, SigningKey.load(data / "keys" / "log.key"), LedgerConfig(checkpoint_interval=0.05))
+    lots = {}
+    try:
+        for size in sizes:
+            name = f"RAW{size}"
+            pending: list[Future[Any]] = [
+                ledger.submit(sign(r, keys[r.submitter])) for r in fan_out(name, max(1, (size - 2) // 5))
+            ]
+            for f in pending:
+                f.result()
+            lots[size] = f"01/{RAW_GTIN}/10/{name}"
+    finally:
+        ledger.close()
+    return lots
+
+
+def measure(browser: Any, url: str) -> dict[str, float]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_function(
+            "performance.getEntriesByName('graph-interactive').length > 0 || document.title.startsWith('Search')",
+            timeout=120_000,
+        )
+        marks: dict[str, float] = page.evaluate(
+            """() => {
+              const at = (n) => (performance.getEntriesByName(n)[0] || {startTime: NaN}).startTime;
+              const nav = performance.getEntriesByType('navigation')[0];
+              return {fcp: at('first-contentful-paint'), painted: at('graph-painted'),
+                      interactive: at('graph-interactive'), html: nav.responseEnd,
+                      nodes: window.lotledgerGraph ? window.lotledgerGraph.nodes().length : 0};
+            }"""
+        )
+        return marks
+    finally:
+        context.close()
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="100,1000,10000")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    from playwright.sync_api import sync_playwright
+    from waitress.server import create_server
+
+    from lotledger.web.app import create_app
+    from lotledger.web.source import LedgerSource
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "web"))
+    from test_browser import launch_chromium
+
+    tmp = Path(tempfile.mkdtemp(prefix="lotledger-web-bench-"))
+    try:
+        started = time.perf_counter()
+        lots = build(tmp / "data", sizes)
+        print(f"ledger built in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        server = LedgerServer(tmp / "data", "127.0.0.1:0", config=LedgerConfig(checkpoint_interval=0.05)).start()
+        source = LedgerSource(lambda: LedgerClient(server.address))
+        vkey = NoteVerifier.from_key(
+            "bench.example.com/lotledger", SigningKey.load(tmp / "data" / "keys" / "log.key").public
+        )
+        httpd: Any = create_server(create_app(source, vkey), host="127.0.0.1", port=0, threads=4)
+        threading.Thread(target=httpd.run, daemon=True).start()
+        base = f"http://127.0.0.1:{httpd.effective_port}"
+        rows = []
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            floor = [measure(browser, base + "/search?q=")["fcp"] for _ in range(args.runs)]
+            for size in sizes:
+                url = f"{base}/trace?lot={lots[size]}"
+                server_ms = []
+                for _ in range(args.runs):
+                    t = time.perf_counter()
+                    source.trace(lots[size])
+                    server_ms.append((time.perf_counter() - t) * 1000)
+                runs = [measure(browser, url) for _ in range(args.runs)]
+                rows.append((size, runs, statistics.median(server_ms)))
+            browser.close()
+        httpd.close()
+        source.close()
+        server.stop(grace=1)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\nweb trace page, headless chromium, median of {args.runs} runs (ms from navigation start)\n")
+    print(f"{'nodes':>7} {'server':>8} {'HTML in':>8} {'1st paint':>10} {'graph':>8} {'interactive':>12} {'target':>8}")
+    for size, runs, server_ms in rows:
+        target = "< 1000" if size == 1000 else ""
+        print(
+            f"{int(runs[0]['nodes']):>7} {server_ms:>8.0f} {median(runs, 'html'):>8.0f} {median(runs, 'fcp'):>10.0f}"
+            f" {median(runs, 'painted'):>8.0f} {median(runs, 'interactive'):>12.0f} {target:>8}"
+        )
+    print(f"\nmachine floor: first paint of a near-empty page from the same server {statistics.median(floor):.0f} ms")
+    print("server = both traces + alerts + layout over gRPC, in this process; graph = first Cytoscape frame")
+
+
+if __name__ == "__main__":
+    main()

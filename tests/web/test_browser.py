@@ -1,0 +1,221 @@
+"""End to end in a real headless browser: Debian's chromium driven by Playwright (its own
+driver; no browser download), against the demo ledger behind the real web app on waitress.
+
+Each test saves screenshots to test-artifacts/web/ (or $LOTLEDGER_TEST_ARTIFACTS/web) and
+fails on any console error or uncaught page error. Without /usr/bin/chromium the tests skip,
+except with LOTLEDGER_REQUIRE_BROWSER set (`.ci/run` sets it, after installing chromium),
+where that is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lotledger.signing.note import NoteVerifier
+from lotledger.web.app import create_app
+from lotledger.web.source import LedgerSource
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("LOTLEDGER_TEST_ARTIFACTS", "test-artifacts")) / "web"
+B1001 = "01/09520000000042/10/B-1001"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's chromium with the flags this machine's closed network needs (shared with
+    bench/web.py)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def base_url(source: LedgerSource, log_key: NoteVerifier) -> Iterator[str]:
+    from waitress.server import create_server
+
+    httpd: Any = create_server(create_app(source, log_key), host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=httpd.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.effective_port}"
+    finally:
+        httpd.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("LOTLEDGER_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium")
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page that records console errors, and screenshots under the test's name."""
+
+    def __init__(self, browser: Any, name: str):
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.name = name
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def shot(self, label: str) -> None:
+        self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{label}.png"), full_page=True)
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
+    p = Page(browser, request.node.name.removeprefix("test_"))
+    try:
+        yield p
+        assert p.errors == [], f"console errors: {p.errors}"
+    finally:
+        p.context.close()
+
+
+def wait_for_graph(page: Any) -> None:
+    page.wait_for_function("performance.getEntriesByName('graph-interactive').length > 0")
+
+
+def test_search_trace_click_a_node_and_open_its_record(base_url: str, page: Page) -> None:
+    p = page.page
+    p.goto(base_url + "/")
+    page.shot("search")
+    p.fill("#q", "(01)09520000000042(10)B-1001")
+    p.press("#q", "Enter")
+    p.wait_for_url(lambda url: "/trace?lot=" in url)
+    wait_for_graph(p)
+    assert p.inner_text("#center-lot") == B1001
+    assert p.evaluate("window.lotledgerGraph.nodes().length") == 16
+    page.shot("trace")
+    # click the milk lot on the canvas itself: the panel shows its records and the trace re-centers
+    box = p.locator("#graph").bounding_box()
+    pos = p.evaluate(
+        "(() => window.lotledgerGraph.getElementById('lot:01/09520000000028/10/MK-201').renderedPosition())()"
+    )
+    p.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
+    p.wait_for_url(lambda url: "MK-201" in url)
+    p.wait_for_selector("#panel .record-row a")
+    assert p.inner_text("#center-lot") == "01/09520000000028/10/MK-201"
+    assert "EXPIRED_USE" in p.inner_text("#panel")
+    page.shot("recentered")
+    p.click("#panel .record-row a >> nth=0")
+    p.wait_for_url("**/record/*")
+    assert "Signed by" in p.inner_text("main")
+    page.shot("record")
+
+
+def test_graph_filters_and_keyboard(base_url: str, page: Page) -> None:
+    p = page.page
+    p.goto(f"{base_url}/trace?lot={B1001}")
+    wait_for_graph(p)
+    visible = "window.lotledgerGraph.nodes().filter(n => !n.hasClass('hidden')).length"
+    p.select_option("#depth", "1")
+    assert p.evaluate(visible) == 6  # the lot, its dough, its four shipments
+    p.select_option("#depth", "0")
+    p.uncheck("input[value=customer]")
+    assert p.evaluate(visible) == 12
+    # keyboard only: tab to the table's first row button and open it
+    p.focus("#node-table tbody button")
+    p.keyboard.press("Enter")
+    p.wait_for_selector("#panel .record-row")
+    page.shot("filtered")
+
+
+def test_recall_and_csv_download(base_url: str, page: Page, tmp_path: Path) -> None:
+    p = page.page
+    p.goto(base_url + "/recall")
+    p.fill("#supplier_lot", "D-88")
+    p.fill("#reason", "Listeria in retained sample")
+    p.click("form.recall-form button[type=submit]")
+    p.wait_for_selector("#open-table")
+    assert "SH-5002" in p.inner_text("#open-table")
+    assert "North Foods Distribution" in p.inner_text("#consignee-table")
+    page.shot("recall")
+    with p.expect_download() as info:
+        p.click("#dl-csv")
+    path = tmp_path / "recall.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(path.open()))
+    assert {r["shipment_id"] for r in rows} >= {"SH-5001", "SH-5002"}
+    assert info.value.suggested_filename.startswith("recall-consignments-")
+    p.emulate_media(media="print")
+    assert p.locator("header.top").is_hidden() and p.locator("#balance-table").is_visible()
+    page.shot("recall-print")
+
+
+def test_verify_a_record_in_the_browser(base_url: str, page: Page) -> None:
+    p = page.page
+    p.goto(base_url + "/record/30")
+    p.click("button.verify")
+    result = p.wait_for_selector(".verify-result[data-verified]")
+    assert result.get_attribute("data-verified") == "yes"
+    text = p.inner_text(".verify-result")
+    assert "is included" in text and "signed by qa's registered key" in text
+    p.click(".verify-result summary")
+    page.shot("verified")
+    p.goto(base_url + "/status")
+    p.click("#verify-checkpoint")
+    assert "signed by the log key" in p.wait_for_selector("#checkpoint-result .ok").inner_text()
+
+
+@pytest.mark.parametrize("tamper", ["proof", "entry", "checkpoint", "key"])
+def test_a_tampered_proof_fails_visibly(base_url: str, page: Page, tamper: str) -> None:
+    """A proxy in the browser (Playwright's route) rewrites the server's answer."""
+    p = page.page
+
+    def flip(b64: str, at: int = 5) -> str:
+        raw = bytearray(base64.b64decode(b64))
+        raw[at] ^= 0x01
+        return base64.b64encode(bytes(raw)).decode()
+
+    def rewrite(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        if tamper == "proof":
+            body["proof"][0] = flip(body["proof"][0])
+        elif tamper == "entry":
+            body["entry"] = flip(body["entry"], 40)
+        elif tamper == "checkpoint":
+            lines = body["checkpoint"].split("\n")
+            lines[1] = str(int(lines[1]) + 1)  # claim a bigger tree under the same signature
+            body["checkpoint"] = "\n".join(lines)
+        else:  # the registration entry of another participant's key
+            body["key_entry"] = p.request.get(f"{base_url}/api/proof/2").json()["key_entry"]
+        route.fulfill(response=response, json=body)
+
+    p.route("**/api/proof/30", rewrite)
+    p.goto(base_url + "/record/30")
+    p.click("button.verify")
+    result = p.wait_for_selector(".verify-result[data-verified]")
+    assert result.get_attribute("data-verified") == "no"
+    assert p.locator(".verify-result .failed").is_visible()
+    assert "FAILED" in p.inner_text(".verify-result")
+    page.shot(tamper)

@@ -1,0 +1,98 @@
+"""A recall answer as tables: the rows of the CSV that `lotledger recall --csv` writes and of
+the web app's CSV and XLSX downloads, defined once so that every download says the same.
+
+Pure: it reads a RecallResponse (and the participant directory for contact data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from lotledger.trace.fsma import TEXT
+from lotledger.v1 import trace_pb2
+
+
+class Contact(NamedTuple):
+    business_name: str = ""
+    phone: str = ""
+    address: str = ""
+
+
+class Table(NamedTuple):
+    name: str
+    columns: Sequence[tuple[str, str]]
+    rows: list[list[Any]]
+
+
+CONSIGNMENT_COLUMNS = [
+    "shipment_id",
+    "from",
+    "to",
+    "to_location",
+    "shipped_at",
+    "lot",
+    "quantity",
+    "unit",
+    "received",
+    "documents",
+    "entry",
+]
+
+
+def consignment_rows(r: trace_pb2.RecallResponse) -> Iterator[list[Any]]:
+    """One row per lot per consignment, in CONSIGNMENT_COLUMNS order."""
+    for c in r.consignments:
+        shipped = c.shipped_at.ToDatetime().isoformat() if c.HasField("shipped_at") else ""
+        for item in c.lots:
+            yield [
+                c.shipment_id,
+                c.from_participant,
+                c.to_participant,
+                c.to_location,
+                shipped,
+                item.lot,
+                item.quantity.amount,
+                item.quantity.unit,
+                c.received,
+                "; ".join(c.documents),
+                c.seq,
+            ]
+
+
+def tables(r: trace_pb2.RecallResponse, contacts: Mapping[str, Contact]) -> list[Table]:
+    """The recall as the sheets of a workbook: affected lots with their mass balance, whom to
+    call, what is still on the road, what to quarantine."""
+    balances = Table(
+        "Affected lots",
+        [(c, TEXT) for c in ("lot", "holder", "unit", "received", "consumed", "shipped", "on_hand", "unaccounted")],
+        [
+            [b.lot, b.participant, b.unit, b.received, b.consumed, b.shipped, b.on_hand, b.unaccounted]
+            for b in r.balances
+        ],
+    )
+    consignees = Table(
+        "Consignees",
+        [(c, TEXT) for c in ("participant", "business_name", "phone", "address")],
+        [[p, *contacts.get(p, Contact())] for p in r.consignees],
+    )
+    shipped = Table("Consignments", [(c, TEXT) for c in CONSIGNMENT_COLUMNS], list(consignment_rows(r)))
+    open_ = Table(
+        "Open shipments",
+        [(c, TEXT) for c in ("shipment_id", "from", "to", "to_location", "lots")],
+        [
+            [c.shipment_id, c.from_participant, c.to_participant, c.to_location, lots_text(c)]
+            for c in r.consignments
+            if not c.received
+        ],
+    )
+    stock = Table(
+        "Stock on hand",
+        [(c, TEXT) for c in ("lot", "holder", "on_hand", "unit")],
+        [[b.lot, b.participant, b.on_hand, b.unit] for b in r.balances if b.on_hand not in ("", "0")],
+    )
+    return [balances, consignees, shipped, open_, stock]
+
+
+def lots_text(c: trace_pb2.ShipmentView) -> str:
+    return ", ".join(f"{i.lot} {i.quantity.amount} {i.quantity.unit}".strip() for i in c.lots)

@@ -1,0 +1,1 @@
+"""lotledger web: the read-only web app for QA (Flask over the gRPC ledger)."""

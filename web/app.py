@@ -1,0 +1,246 @@
+"""The read-only web app (Flask): lot search, trace graph, recall report with downloads, alerts,
+log status, and record pages whose inclusion proofs the browser checks itself.
+
+Views are thin: they parse the query string, ask the LedgerSource (gRPC, web/source.py) and
+render. Nothing here writes to the ledger. Every page is plain HTML that works without
+JavaScript except the graph and the in-browser proof check; all scripts and styles are served
+from the package (no CDN), and the Content-Security-Policy forbids anything else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_file, url_for
+from werkzeug.exceptions import HTTPException
+
+from lotledger.ledger.errors import LedgerError, NotFound, OutOfRange, PermissionDenied, StorageError, Unauthenticated
+from lotledger.ledger.validation import parse_lot_key
+from lotledger.signing.note import NoteVerifier
+from lotledger.trace.alerts import RULES
+from lotledger.trace.recall_report import CONSIGNMENT_COLUMNS, Contact, consignment_rows, lots_text, tables
+from lotledger.web.search import classify, from_gtin
+from lotledger.web.source import LedgerSource
+
+HERE = Path(__file__).parent
+MAX_RECALL_LOTS = 200
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'sha256-pgvDUBa4IjFA2yuSJ2cqcyxmNYJMborsd0ORcRv9vw8='; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
+    """The app over one ledger. `log_key` is the trust anchor the pages check proofs against:
+    the operator gives it (as for `lotledger verify`); it never comes from the ledger."""
+    app = Flask("lotledger.web", root_path=str(HERE))
+    app.config["JSON_SORT_KEYS"] = False
+    app.jinja_env.globals["log_key"] = log_key.verifier_key
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(LedgerError)
+    def _ledger_error(e: LedgerError) -> tuple[Any, int]:
+        code = (
+            404
+            if isinstance(e, NotFound | OutOfRange)
+            else 403
+            if isinstance(e, PermissionDenied | Unauthenticated)
+            else 400
+        )
+        return _problem(code, e.message, e.reason)
+
+    @app.errorhandler(StorageError)
+    def _unavailable(e: StorageError) -> tuple[Any, int]:
+        return _problem(503, f"the ledger server did not answer: {e}", "UNAVAILABLE")
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException) -> tuple[Any, int]:
+        return _problem(e.code or 500, e.description or e.name, e.name.upper().replace(" ", "_"))
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", status=source.status(), q="")
+
+    @app.get("/search")
+    def search() -> Any:
+        if request.args.get("gtin") or request.args.get("gtin_lot"):
+            query = from_gtin(request.args.get("gtin", ""), request.args.get("gtin_lot", ""))
+        else:
+            query = classify(request.args.get("q", ""))
+        q = request.args.get("q", "")
+        if query.problem:
+            return render_template("search.html", q=q, problem=query.problem, lots=[]), 400
+        if query.lot:
+            if not source.lot_exists(query.lot):
+                return render_template(
+                    "search.html", q=q, problem=f"no lot {query.lot} in the ledger (read as {query.how})", lots=[]
+                ), 404
+            return redirect(url_for("trace", lot=query.lot))
+        lots = source.find_by_supplier_lot(query.supplier_lot_code)
+        if len(lots) == 1:
+            return redirect(url_for("trace", lot=lots[0]))
+        problem = "" if lots else f"no lot key, barcode or supplier lot code matches {q!r}"
+        return render_template("search.html", q=q, problem=problem, lots=lots), 200 if lots else 404
+
+    @app.get("/trace")
+    def trace() -> str:
+        lot = _lot_arg()
+        graph = source.trace(lot, _int_arg("depth", 0))
+        return render_template("trace.html", lot=lot, graph=graph, depth=_int_arg("depth", 0))
+
+    @app.get("/api/trace")
+    def api_trace() -> Response:
+        return jsonify(source.trace(_lot_arg(), _int_arg("depth", 0)))
+
+    @app.get("/record/<int:seq>")
+    def record(seq: int) -> str:
+        return render_template("record.html", entry=source.entry(seq))
+
+    @app.get("/api/entry/<int:seq>")
+    def api_entry(seq: int) -> Response:
+        return jsonify(source.entry(seq))
+
+    @app.get("/api/proof/<int:seq>")
+    def api_proof(seq: int) -> Response:
+        return jsonify(source.proof(seq))
+
+    @app.get("/recall")
+    def recall() -> str:
+        lots, supplier_lots, reason = _recall_args()
+        if not lots and not supplier_lots:
+            return render_template("recall.html", report=None, lots=[], supplier_lots=[], reason=reason)
+        report = source.recall(lots, reason, supplier_lots)
+        directory = source.directory()
+        return render_template(
+            "recall.html",
+            report=report,
+            lots=lots,
+            supplier_lots=supplier_lots,
+            reason=reason,
+            participants=directory.participants,
+            locations=directory.locations,
+            lots_text=lots_text,
+            query=request.query_string.decode(),
+        )
+
+    @app.get("/recall.csv")
+    def recall_csv() -> Response:
+        lots, supplier_lots, reason = _recall_args()
+        report = source.recall(lots, reason, supplier_lots)
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(CONSIGNMENT_COLUMNS)
+        w.writerows(consignment_rows(report))
+        return _download(out.getvalue().encode(), "recall-consignments.csv", "text/csv")
+
+    @app.get("/recall.xlsx")
+    def recall_xlsx() -> Response:
+        from lotledger.cli.xlsx import XlsxWriter
+
+        lots, supplier_lots, reason = _recall_args()
+        report = source.recall(lots, reason, supplier_lots)
+        contacts = {
+            pid: Contact(p.business_name, p.phone, p.address) for pid, p in source.directory().participants.items()
+        }
+        return _workbook(lambda path: _write_tables(XlsxWriter(path), tables(report, contacts)), "recall.xlsx")
+
+    @app.get("/recall-fsma.xlsx")
+    def recall_fsma() -> Response:
+        from lotledger.cli.fsma_cmd import build, trace_lots, write_xlsx
+        from lotledger.trace.fsma import Filter
+
+        lots, supplier_lots, reason = _recall_args()
+        report = source.recall(lots, reason, supplier_lots)
+        keep = Filter(trace_lots(source.client, report.triggers))
+        builder = build(source.client, keep, progress=False)
+        return _workbook(lambda path: write_xlsx(builder, path), "recall-fsma204.xlsx")
+
+    @app.get("/alerts")
+    def alerts() -> str:
+        rule = request.args.get("rule", "")
+        if rule and rule not in RULES:
+            abort(400, f"unknown rule {rule!r}: one of {', '.join(RULES)}")
+        lot_filter = request.args.get("lot", "").strip()
+        found = source.alerts(rule, _int_arg("since", 0))
+        if lot_filter:
+            found = [a for a in found if lot_filter in a.lot]
+        return render_template(
+            "alerts.html", alerts=found, rules=RULES, rule=rule, lot=lot_filter, since=_int_arg("since", 0)
+        )
+
+    @app.get("/status")
+    def status() -> str:
+        return render_template("status.html", status=source.status())
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"ok": True})
+
+    return app
+
+
+def _problem(code: int, message: str, reason: str) -> tuple[Any, int]:
+    if request.path.startswith("/api/"):
+        return jsonify({"error": message, "reason": reason}), code
+    return render_template("error.html", code=code, message=message, reason=reason), code
+
+
+def _lot_arg() -> str:
+    lot = request.args.get("lot", "").strip()
+    if not lot:
+        abort(400, "say which lot: ?lot=01/<gtin14>/10/<lot> or item/<code>/lot/<lot>")
+    parse_lot_key(lot)  # InvalidRecord (400) names the expected forms
+    return lot
+
+
+def _int_arg(name: str, default: int) -> int:
+    value = request.args.get(name, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) > 1_000_000_000:
+        abort(400, f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _recall_args() -> tuple[list[str], list[str], str]:
+    lots = [x.strip() for v in request.args.getlist("lot") for x in v.split() if x.strip()]
+    supplier_lots = [x.strip() for v in request.args.getlist("supplier_lot") for x in v.split(",") if x.strip()]
+    if len(lots) + len(supplier_lots) > MAX_RECALL_LOTS:
+        abort(400, f"at most {MAX_RECALL_LOTS} lots per recall")
+    for lot in lots:
+        parse_lot_key(lot)
+    return lots, supplier_lots, request.args.get("reason", "")
+
+
+def _download(data: bytes, name: str, mimetype: str) -> Response:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem, _, ext = name.rpartition(".")
+    return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True, download_name=f"{stem}-{stamp}.{ext}")
+
+
+def _workbook(write: Callable[[Path], object], name: str) -> Response:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        write(path)
+        data = path.read_bytes()
+    return _download(data, name, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+def _write_tables(writer: Any, sheets: list[Any]) -> None:
+    with writer as w:
+        for t in sheets:
+            w.sheet(t.name, t.columns, t.rows)

@@ -1,0 +1,231 @@
+/* lotledger trace page: draws the server-laid-out graph with Cytoscape.js (preset positions:
+ * no layout runs in the browser), filters it by hops and node type, and opens the records
+ * behind a node (re-centering the trace on a lot). performance marks "graph-painted" and
+ * "graph-interactive" are what bench/web.py reads. */
+"use strict";
+
+(() => {
+  const QC_COLORS = { PASS: "#2e7d32", FAIL: "#c62828", HOLD: "#ef8f00", NONE: "#78909c" };
+  const TABLE_PAGE = 300;
+  const container = document.getElementById("graph");
+  const panel = document.getElementById("panel");
+  let cy = null;
+  let graph = JSON.parse(document.getElementById("graph-data").textContent);
+  let byId = new Map();
+
+  function label(n) {
+    if (n.kind === "lot") {
+      const lines = [n.product || n.lot, `lot ${n.label} \u00b7 QC ${n.qc}`];
+      if (n.expiry) lines.push(`exp ${n.expiry}`);
+      return lines.join("\n");
+    }
+    if (n.kind === "shipment") return `${n.label}${n.received === false ? " (open)" : ""}`;
+    return n.label;
+  }
+
+  const STYLE = [
+    { selector: "node", style: {
+      label: "data(text)", "text-wrap": "wrap", "text-max-width": 200, "font-size": 11, "text-valign": "center",
+      "text-halign": "center", "min-zoomed-font-size": 7, color: "#102027", "background-color": "#eceff1",
+      "border-width": 1, "border-color": "#90a4ae", width: 210, height: 58, shape: "round-rectangle" } },
+    { selector: "node[kind = 'lot']", style: { "background-color": "data(color)", color: "#fff", "text-outline-width": 0 } },
+    { selector: "node[kind = 'shipment']", style: { shape: "tag", width: 150, height: 40, "background-color": "#e3f2fd", "border-color": "#1565c0" } },
+    { selector: "node[kind = 'shipment'][?open]", style: { "border-width": 3, "border-style": "dashed" } },
+    { selector: "node[kind = 'supplier'], node[kind = 'customer']", style: { shape: "barrel", width: 170, height: 44, "background-color": "#fff8e1", "border-color": "#8d6e63" } },
+    { selector: "node[?alerted]", style: { "border-width": 5, "border-color": "#d50000" } },
+    { selector: "node.center", style: { "border-width": 5, "border-color": "#0d47a1", "font-weight": "bold" } },
+    { selector: "node:selected", style: { "overlay-color": "#0d47a1", "overlay-opacity": 0.25 } },
+    { selector: "edge", style: {
+      width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#90a4ae",
+      "target-arrow-color": "#90a4ae", label: "data(quantity)", "font-size": 9, "min-zoomed-font-size": 8,
+      "text-background-color": "#fff", "text-background-opacity": 0.8 } },
+    { selector: "edge[kind = 'in transit']", style: { "line-style": "dashed", "line-color": "#1565c0" } },
+    { selector: ".hidden", style: { display: "none" } },
+  ];
+  // Past this many nodes: straight edges without arrows or labels (quantities are in the panel),
+  // textures while panning. What keeps a 10,000-node trace usable.
+  const BIG = 400;
+  const BIG_STYLE = [
+    { selector: "edge", style: { "curve-style": "haystack", "haystack-radius": 0, label: "", "target-arrow-shape": "none" } },
+  ];
+
+  function elements(g) {
+    byId = new Map(g.nodes.map((n) => [n.id, n]));
+    const out = [];
+    for (const n of g.nodes) {
+      out.push({
+        group: "nodes",
+        data: {
+          id: n.id, kind: n.kind, text: label(n), col: n.col, color: QC_COLORS[n.qc] || QC_COLORS.NONE,
+          alerted: !!(n.alerts && n.alerts.length), open: n.kind === "shipment" && n.received === false,
+        },
+        position: { x: n.x, y: n.y },
+        classes: n.kind === "lot" && n.lot === g.center ? "center" : "",
+      });
+    }
+    for (const e of g.edges) out.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, kind: e.kind, quantity: e.quantity } });
+    return out;
+  }
+
+  function draw(g) {
+    const big = g.nodes.length > BIG;
+    if (cy) cy.destroy();
+    let painted = false;
+    cy = cytoscape({
+      container, elements: elements(g), style: big ? STYLE.concat(BIG_STYLE) : STYLE, layout: { name: "preset" },
+      minZoom: 0.02, maxZoom: 3, boxSelectionEnabled: false, autoungrabify: true,
+      textureOnViewport: big, hideEdgesOnViewport: big, pixelRatio: big ? 1 : "auto",
+    });
+    cy.on("render", () => {
+      if (painted) return;
+      painted = true;
+      performance.mark("graph-painted");
+    });
+    performance.mark('cy-created');
+    cy.on("tap", "node", (event) => select(event.target.id(), true));
+    fit();
+    performance.mark('fitted');
+    applyFilters();
+    performance.mark('filtered');
+    table(g);
+    performance.mark('tabled');
+    document.getElementById("graph-summary").textContent = `${g.nodes.length} nodes, ${g.edges.length} flows`;
+    document.getElementById("center-lot").textContent = g.center;
+    window.lotledgerGraph = cy;
+    requestAnimationFrame(() => performance.mark("graph-interactive"));
+  }
+
+  function fit() {
+    const center = cy.nodes(".center");
+    if (cy.nodes().length > 400 && center.length) {
+      cy.zoom(0.6);
+      cy.center(center);
+    } else cy.fit(undefined, 30);
+  }
+
+  function applyFilters() {
+    const depth = Number(document.getElementById("depth").value);
+    const kinds = new Set(Array.from(document.querySelectorAll("input[name=kind]:checked"), (i) => i.value));
+    cy.batch(() => {
+      cy.nodes().forEach((n) => {
+        const show = kinds.has(n.data("kind")) && (depth === 0 || Math.abs(n.data("col")) <= depth);
+        if (show === n.hasClass("hidden")) n.toggleClass("hidden", !show);
+      });
+    });
+  }
+
+  function table(g) {
+    const body = document.querySelector("#node-table tbody");
+    const rows = g.nodes.slice().sort((a, b) => Math.abs(a.col) - Math.abs(b.col) || a.col - b.col);
+    const shown = rows.slice(0, TABLE_PAGE);
+    body.replaceChildren(...shown.map((n) => {
+      const tr = document.createElement("tr");
+      const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td; };
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "link";
+      open.textContent = n.lot || n.label;
+      open.addEventListener("click", () => select(n.id, true));
+      const name = document.createElement("td");
+      name.append(open);
+      const alerts = cell((n.alerts || []).map((a) => a.rule).join(", "));
+      if (n.alerts && n.alerts.length) tr.className = "alerted";
+      tr.append(cell(n.col), cell(n.kind), name, cell(n.product || ""), cell(n.qc || ""), cell(n.expiry || ""), alerts);
+      return tr;
+    }));
+    const more = document.getElementById("table-more");
+    more.hidden = rows.length <= TABLE_PAGE;
+    more.textContent = `The first ${TABLE_PAGE} of ${rows.length} nodes, nearest first; narrow the graph with "Show hops".`;
+  }
+
+  function text(tag, content, cls) {
+    const el = document.createElement(tag);
+    el.textContent = content;
+    if (cls) el.className = cls;
+    return el;
+  }
+
+  async function recordRow(seq) {
+    const li = document.createElement("li");
+    li.className = "record-row";
+    try {
+      const response = await fetch(`/api/entry/${seq}`);
+      const e = await response.json();
+      if (!response.ok) throw new Error(e.error || response.status);
+      const link = document.createElement("a");
+      link.href = `/record/${seq}`;
+      link.textContent = `#${seq} ${e.kind.replaceAll("_", " ")}`;
+      li.append(link, text("span", ` signed by ${e.submitter} at ${e.created_at}`, "muted"));
+    } catch (err) {
+      li.append(text("span", `#${seq}: ${err.message || err}`, "problem"));
+    }
+    const button = text("button", "Verify", "verify");
+    button.type = "button";
+    button.dataset.seq = seq;
+    const result = text("div", "", "verify-result");
+    result.dataset.seq = seq;
+    li.append(" ", button, result);
+    return li;
+  }
+
+  async function showPanel(n) {
+    panel.replaceChildren(text("h2", n.kind === "lot" ? n.lot : `${n.kind}: ${n.label}`));
+    const facts = document.createElement("dl");
+    const fact = (k, v) => { if (v) facts.append(text("dt", k), text("dd", v)); };
+    fact("Product", n.product);
+    fact("QC", n.qc && `${n.qc}${(n.qc_checks || []).map((q) => ` \u00b7 ${q.check}: ${q.result} (${q.signed_off_by})`).join("")}`);
+    fact("Expiry", n.expiry);
+    fact("Made by run", n.run);
+    fact("Suppliers", (n.suppliers || []).map((s) => `${s.supplier} lot ${s.supplier_lot_code}: ${s.quantity} on ${s.received_at.slice(0, 10)}`).join("; "));
+    fact("Shipment", n.shipment_id && `${n.from_participant} \u2192 ${n.to_participant} (${n.to_location}) ${n.shipped_at.slice(0, 10)}, ${n.received ? "received" : "OPEN: still stoppable"}`);
+    fact("Participant", n.participant);
+    fact("Alerts", (n.alerts || []).map((a) => `${a.rule}: ${a.message}`).join("; "));
+    panel.append(facts);
+    const seqs = n.seqs.slice(0, 20);
+    panel.append(text("h3", `Records (${n.seqs.length})`));
+    const list = document.createElement("ul");
+    list.className = "records";
+    panel.append(list);
+    if (n.seqs.length > seqs.length) panel.append(text("p", `The first ${seqs.length} are shown.`, "muted"));
+    list.append(...(await Promise.all(seqs.map(recordRow))));
+  }
+
+  async function select(id, recenter) {
+    const n = byId.get(id);
+    if (!n) return;
+    const shown = showPanel(n);
+    if (recenter && n.kind === "lot" && n.lot !== graph.center) {
+      const depth = new URLSearchParams(location.search).get("depth") || "";
+      const response = await fetch(`/api/trace?lot=${encodeURIComponent(n.lot)}&depth=${depth}`);
+      if (response.ok) {
+        graph = await response.json();
+        history.pushState({ lot: n.lot }, "", `/trace?lot=${encodeURIComponent(n.lot)}`);
+        document.title = `Trace ${n.lot} \u00b7 lotledger`;
+        draw(graph);
+        byId = new Map(graph.nodes.map((m) => [m.id, m]));
+      }
+    }
+    await shown;
+    if (cy) {
+      cy.nodes(":selected").unselect();
+      const node = cy.getElementById(id);
+      if (node.length) node.select();
+    }
+  }
+
+  window.addEventListener("popstate", async () => {
+    const lot = new URLSearchParams(location.search).get("lot");
+    const response = await fetch(`/api/trace?lot=${encodeURIComponent(lot)}`);
+    if (response.ok) { graph = await response.json(); draw(graph); }
+  });
+  document.getElementById("graph-controls").addEventListener("change", applyFilters);
+  document.getElementById("fit").addEventListener("click", fit);
+  container.addEventListener("keydown", (event) => {
+    const step = { ArrowLeft: [60, 0], ArrowRight: [-60, 0], ArrowUp: [0, 60], ArrowDown: [0, -60] }[event.key];
+    if (step) { cy.panBy({ x: step[0], y: step[1] }); event.preventDefault(); }
+    else if (event.key === "+" || event.key === "=") cy.zoom({ level: cy.zoom() * 1.25, renderedPosition: { x: container.clientWidth / 2, y: container.clientHeight / 2 } });
+    else if (event.key === "-") cy.zoom({ level: cy.zoom() / 1.25, renderedPosition: { x: container.clientWidth / 2, y: container.clientHeight / 2 } });
+    else if (event.key === "f") fit();
+  });
+  draw(graph);
+})();
