@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from lotledger.ledger.client import LedgerClient
-from lotledger.ledger.errors import NotFound
+from lotledger.ledger.errors import NotFound, PermissionDenied
 from lotledger.signing.note import parse_note
 from lotledger.v1 import records_pb2, trace_pb2
 from lotledger.web.graph import trace_graph
@@ -106,9 +106,14 @@ class LedgerSource:
         return self._client
 
     def directory(self) -> Directory:
+        """The registry as far as this client may read it: a partner's certificate may not list
+        entries, and then pages show participant ids without contact data rather than failing."""
         with self._lock:  # only admin entries added since the last call are read
-            for seq, entry in self._client.list_admin_entries(self._directory.next_seq, 0):
-                self._directory.add(seq, entry)
+            try:
+                for seq, entry in self._client.list_admin_entries(self._directory.next_seq, 0):
+                    self._directory.add(seq, entry)
+            except PermissionDenied:
+                pass
             return self._directory
 
     def trace(self, lot: str, depth: int = 0) -> dict[str, Any]:

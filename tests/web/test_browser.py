@@ -219,3 +219,37 @@ def test_a_tampered_proof_fails_visibly(base_url: str, page: Page, tamper: str) 
     assert p.locator(".verify-result .failed").is_visible()
     assert "FAILED" in p.inner_text(".verify-result")
     page.shot(tamper)
+
+
+UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, textarea, button'))
+    .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+    .map(el => el.outerHTML)"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_every_page_is_labelled_and_fits_the_screen(
+    base_url: str, page: Page, width: int, source: LedgerSource
+) -> None:
+    p = page.page
+    p.set_viewport_size({"width": width, "height": 900})
+    pages = [
+        "/",
+        f"/trace?lot={B1001}",
+        "/recall?supplier_lot=D-88",
+        "/alerts?rule=EXPIRED_USE",
+        "/status",
+        "/record/30",
+    ]
+    for path in pages:
+        p.goto(base_url + path)
+        if path.startswith("/trace"):
+            wait_for_graph(p)
+        assert p.evaluate(UNLABELLED) == [], path
+        assert p.evaluate("document.querySelector('main h1') !== null"), path
+        # nothing but wide tables (which scroll in their own box) may push the page sideways
+        assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+        name = path.strip("/").split("?")[0] or "search"
+        page.shot(f"{width}-{name.replace('/', '-')}")
+    p.goto(base_url + "/alerts?rule=EXPIRED_USE")
+    assert p.locator("#alert-table tbody tr").count() == len(source.alerts("EXPIRED_USE")) >= 2
