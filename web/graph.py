@@ -18,6 +18,7 @@ from lotledger.v1 import records_pb2, trace_pb2
 
 COLUMN_WIDTH = 260
 ROW_HEIGHT = 78
+MAX_ROWS = 40
 
 
 @dataclass
@@ -140,6 +141,19 @@ def trace_graph(
                 b.edge(source.id, target.id, e.kind, _qty(e.quantity), e.seq)
                 source.seqs.add(e.seq)
                 target.seqs.add(e.seq)
+    for e in b.edges.values():  # what flowed between each lot and the side toward the query lot
+        source, target = b.nodes[e["source"]], b.nodes[e["target"]]
+        if not e["quantity"]:
+            continue
+        if source.kind == "lot" and source.col < 0 and target.kind == "lot":
+            source.data.setdefault("flows", []).append(f"used {e['quantity']}")
+        elif target.kind == "lot" and target.col > 0:
+            target.data.setdefault("flows", []).append(f"got {e['quantity']}")
+        elif source.kind == "supplier":
+            target.data.setdefault("flows", []).append(f"received {e['quantity']}")
+    for n in b.nodes.values():
+        if n.kind == "lot":
+            n.data["quantity"] = "; ".join(dict.fromkeys(n.data.pop("flows", [])))
     by_lot: dict[str, list[dict[str, Any]]] = {}
     for a in alerts:
         by_lot.setdefault(a.lot, []).append({"rule": a.rule, "message": a.message, "seq": a.seq})
@@ -151,20 +165,30 @@ def trace_graph(
 
 
 def _laid_out(nodes: Iterable[_Node]) -> list[dict[str, Any]]:
+    """Columns left to right by hop; a column of more than MAX_ROWS nodes wraps into side-by-side
+    sub-columns, so a raw material shipped a thousand times is a block, not a line a mile long."""
     columns: dict[int, list[_Node]] = {}
     for n in nodes:
         columns.setdefault(n.col, []).append(n)
+    widths = {col: -(-len(members) // MAX_ROWS) * COLUMN_WIDTH for col, members in columns.items()}
+    centers = {0: 0.0}
+    for col in range(1, max(columns, default=0) + 1):
+        centers[col] = centers[col - 1] + (widths.get(col - 1, COLUMN_WIDTH) + widths.get(col, COLUMN_WIDTH)) / 2
+    for col in range(-1, min(columns, default=0) - 1, -1):
+        centers[col] = centers[col + 1] - (widths.get(col + 1, COLUMN_WIDTH) + widths.get(col, COLUMN_WIDTH)) / 2
     out = []
     for col, members in sorted(columns.items()):
-        top = -(len(members) - 1) * ROW_HEIGHT / 2
-        for row, n in enumerate(members):
+        left = centers[col] - widths[col] / 2
+        top = -(min(len(members), MAX_ROWS) - 1) * ROW_HEIGHT / 2
+        for i, n in enumerate(members):
+            sub, row = divmod(i, MAX_ROWS)
             out.append(
                 {
                     "id": n.id,
                     "kind": n.kind,
                     "label": n.label,
                     "col": col,
-                    "x": col * COLUMN_WIDTH,
+                    "x": left + (sub + 0.5) * COLUMN_WIDTH,
                     "y": top + row * ROW_HEIGHT,
                     "seqs": sorted(n.seqs),
                     **n.data,

@@ -57,6 +57,8 @@ def test_upstream_is_left_downstream_right_with_the_seqs_behind_each_node() -> N
     assert nodes["shipment:SH-1"]["received"] is False
     assert nodes[f"lot:{MILK}"]["x"] == -2 * COLUMN_WIDTH
     assert nodes[f"lot:{MILK}"]["seqs"] == [7, 10]
+    assert nodes[f"lot:{MILK}"]["quantity"] == "received 500 KGM; used 100 KGM"
+    assert nodes[f"lot:{BREAD}"]["quantity"] == ""
     assert nodes[f"lot:{BREAD}"]["alerts"][0]["rule"] == "SHIPPED_FAILING_QC"
     assert 20 in nodes[f"lot:{BREAD}"]["seqs"]
     edges = {(e["source"], e["target"]): e for e in g["edges"]}
@@ -100,3 +102,17 @@ def test_the_vendored_graph_library_is_the_recorded_release() -> None:
     recorded = (vendor / "cytoscape.VERSION").read_text().split("sha256 ")[1].split()[0]
     assert hashlib.sha256((vendor / "cytoscape.min.js").read_bytes()).hexdigest() == recorded
     assert "Permission is hereby granted" in (vendor / "cytoscape.LICENSE").read_text()
+
+
+def test_a_wide_column_wraps_into_sub_columns_without_overlaps() -> None:
+    from lotledger.web.graph import MAX_ROWS
+
+    up, _ = _answers()
+    for i in range(MAX_ROWS * 2 + 1):
+        up.lots.append(trace_pb2.TraceLot(lot=f"item/X/lot/{i}", depth=1))
+    g = trace_graph(BREAD, up, None)
+    wide = [n for n in g["nodes"] if n["col"] == -1]
+    assert len({n["x"] for n in wide}) == 3  # three sub-columns
+    assert len({(n["x"], n["y"]) for n in g["nodes"]}) == len(g["nodes"])
+    xs = {n["col"]: n["x"] for n in g["nodes"]}
+    assert xs[0] > max(n["x"] for n in wide) and xs[-2] < min(n["x"] for n in wide)

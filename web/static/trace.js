@@ -16,7 +16,8 @@
   function label(n) {
     if (n.kind === "lot") {
       const lines = [n.product || n.lot, `lot ${n.label} \u00b7 QC ${n.qc}`];
-      if (n.expiry) lines.push(`exp ${n.expiry}`);
+      const more = [n.quantity, n.expiry && `exp ${n.expiry}`].filter(Boolean).join(" \u00b7 ");
+      if (more) lines.push(more);
       return lines.join("\n");
     }
     if (n.kind === "shipment") return `${n.label}${n.received === false ? " (open)" : ""}`;
@@ -96,11 +97,7 @@
   }
 
   function fit() {
-    const center = cy.nodes(".center");
-    if (cy.nodes().length > 400 && center.length) {
-      cy.zoom(0.6);
-      cy.center(center);
-    } else cy.fit(undefined, 30);
+    cy.fit(cy.nodes(":visible"), 30);
   }
 
   function applyFilters() {
@@ -173,6 +170,7 @@
     const facts = document.createElement("dl");
     const fact = (k, v) => { if (v) facts.append(text("dt", k), text("dd", v)); };
     fact("Product", n.product);
+    fact("Quantity", n.quantity);
     fact("QC", n.qc && `${n.qc}${(n.qc_checks || []).map((q) => ` \u00b7 ${q.check}: ${q.result} (${q.signed_off_by})`).join("")}`);
     fact("Expiry", n.expiry);
     fact("Made by run", n.run);
