@@ -125,6 +125,9 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
             return render_template("recall.html", report=None, lots=[], supplier_lots=[], reason=reason)
         report = source.recall(lots, reason, supplier_lots)
         directory = source.directory()
+        by_consignee: dict[str, list[Any]] = {}
+        for c in report.consignments:
+            by_consignee.setdefault(c.to_participant, []).append(c)
         return render_template(
             "recall.html",
             report=report,
@@ -132,7 +135,7 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
             supplier_lots=supplier_lots,
             reason=reason,
             participants=directory.participants,
-            locations=directory.locations,
+            by_consignee=by_consignee,
             lots_text=lots_text,
             query=request.query_string.decode(),
         )

@@ -51,9 +51,15 @@ class _Builder:
 
     def edge(self, source: str, target: str, kind: str, quantity: str, seq: int) -> None:
         key = f"{source}>{target}>{kind}>{seq}"
-        self.edges.setdefault(
-            key, {"id": key, "source": source, "target": target, "kind": kind, "quantity": quantity, "seq": seq}
-        )
+        if key not in self.edges:  # a short id: ten thousand edges travel inside the page
+            self.edges[key] = {
+                "id": f"e{len(self.edges)}",
+                "source": source,
+                "target": target,
+                "kind": kind,
+                "quantity": quantity,
+                "seq": seq,
+            }
 
     def lot(self, view: trace_pb2.TraceLot, sign: int) -> _Node:
         n = self.node(f"lot:{view.lot}", "lot", sign * view.depth, view.lot.rsplit("/", 1)[-1])
@@ -154,13 +160,17 @@ def trace_graph(
     for n in b.nodes.values():
         if n.kind == "lot":
             n.data["quantity"] = "; ".join(dict.fromkeys(n.data.pop("flows", [])))
-    by_lot: dict[str, list[dict[str, Any]]] = {}
+    by_lot: dict[str, list[trace_pb2.Alert]] = {}
     for a in alerts:
-        by_lot.setdefault(a.lot, []).append({"rule": a.rule, "message": a.message, "seq": a.seq})
+        by_lot.setdefault(a.lot, []).append(a)
     for n in b.nodes.values():
         if n.kind == "lot":
-            n.data["alerts"] = by_lot.get(n.data["lot"], [])
-            n.seqs.update(a["seq"] for a in n.data["alerts"])
+            found = by_lot.get(n.data["lot"], [])
+            n.seqs.update(a.seq for a in found)
+            # Each rule once, with its first message: the alert list has every one.
+            first = {a.rule: a for a in reversed(found)}
+            n.data["alerts"] = [{"rule": r, "message": a.message, "seq": a.seq} for r, a in sorted(first.items())]
+            n.data["alert_count"] = len(found)
     return {"center": lot, "nodes": _laid_out(b.nodes.values()), "edges": list(b.edges.values())}
 
 
@@ -191,7 +201,7 @@ def _laid_out(nodes: Iterable[_Node]) -> list[dict[str, Any]]:
                     "x": left + (sub + 0.5) * COLUMN_WIDTH,
                     "y": top + row * ROW_HEIGHT,
                     "seqs": sorted(n.seqs),
-                    **n.data,
+                    **{k: v for k, v in n.data.items() if v != "" and v != []},  # absent reads as empty
                 }
             )
     return out

@@ -177,7 +177,13 @@
     fact("Suppliers", (n.suppliers || []).map((s) => `${s.supplier} lot ${s.supplier_lot_code}: ${s.quantity} on ${s.received_at.slice(0, 10)}`).join("; "));
     fact("Shipment", n.shipment_id && `${n.from_participant} \u2192 ${n.to_participant} (${n.to_location}) ${n.shipped_at.slice(0, 10)}, ${n.received ? "received" : "OPEN: still stoppable"}`);
     fact("Participant", n.participant);
-    fact("Alerts", (n.alerts || []).map((a) => `${a.rule}: ${a.message}`).join("; "));
+    if (n.alert_count) {
+      fact("Alerts", `${n.alert_count}: ` + n.alerts.map((a) => `${a.rule} (${a.message})`).join("; "));
+      const all = document.createElement("a");
+      all.href = `/alerts?lot=${encodeURIComponent(n.lot)}`;
+      all.textContent = "all alerts on this lot";
+      facts.append(all);
+    }
     panel.append(facts);
     const seqs = n.seqs.slice(0, 20);
     panel.append(text("h3", `Records (${n.seqs.length})`));
