@@ -142,3 +142,43 @@ def test_web_command_refuses_a_public_address_without_allow_remote(demo_ledger: 
     assert r.exit_code == 2 and "--allow-remote" in r.output
     r = CliRunner().invoke(main, ["web", "--listen", "nonsense", "--log-key", key])
     assert r.exit_code == 2 and "HOST:PORT" in r.output
+
+
+def test_the_web_command_serves_until_sigterm(demo_ledger: tuple[str, Path]) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from helpers import free_port
+
+    port = free_port()
+    args = ["web", "--server", demo_ledger[0], "--log-key", str(demo_ledger[1] / "log.vkey")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lotledger.cli.main", *args, "--listen", f"127.0.0.1:{port}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+                    assert page.status == 200 and b"Find a lot" in page.read()
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.2)
+        taken = subprocess.run(
+            [sys.executable, "-m", "lotledger.cli.main", *args, "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert taken.returncode == 2 and "--listen" in taken.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"lotledger web on http://127.0.0.1:{port}/" in err and "stopped" in err
