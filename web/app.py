@@ -30,6 +30,7 @@ from lotledger.web.source import LedgerSource
 
 HERE = Path(__file__).parent
 MAX_RECALL_LOTS = 200
+ALERT_PAGE = 2000  # rows on the alerts page; the filters narrow it
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'sha256-pgvDUBa4IjFA2yuSJ2cqcyxmNYJMborsd0ORcRv9vw8='; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -182,7 +183,13 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
         if lot_filter:
             found = [a for a in found if lot_filter in a.lot]
         return render_template(
-            "alerts.html", alerts=found, rules=RULES, rule=rule, lot=lot_filter, since=_int_arg("since", 0)
+            "alerts.html",
+            alerts=found[:ALERT_PAGE],
+            total=len(found),
+            rules=RULES,
+            rule=rule,
+            lot=lot_filter,
+            since=_int_arg("since", 0),
         )
 
     @app.get("/status")

@@ -99,6 +99,16 @@ def test_alerts_filter_by_rule_and_lot(web: FlaskClient) -> None:
     assert web.get("/alerts", query_string={"rule": "NOPE"}).status_code == 400
 
 
+def test_the_alerts_page_shows_a_page_and_says_how_many_there_are(
+    web: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lotledger.web.app
+
+    monkeypatch.setattr(lotledger.web.app, "ALERT_PAGE", 2)
+    page = web.get("/alerts").data.decode()
+    assert page.count('<tr class="rule-') == 2 and "the first 2 are shown" in page
+
+
 def test_status_and_record_pages(web: FlaskClient, demo_ledger: tuple[str, Path]) -> None:
     status = web.get("/status").data.decode()
     with LedgerClient(demo_ledger[0]) as client:
