@@ -41,7 +41,6 @@
       "target-arrow-color": "#90a4ae", label: "data(quantity)", "font-size": 9, "min-zoomed-font-size": 8,
       "text-background-color": "#fff", "text-background-opacity": 0.8 } },
     { selector: "edge[kind = 'in transit']", style: { "line-style": "dashed", "line-color": "#1565c0" } },
-    { selector: ".hidden", style: { display: "none" } },
   ];
   // Past this many nodes: straight edges without arrows or labels (quantities are in the panel),
   // textures while panning. What keeps a 10,000-node trace usable.
@@ -51,7 +50,7 @@
   ];
 
   function elements(g) {
-    byId = new Map(g.nodes.map((n) => [n.id, n]));
+    byId = new Map(graph.nodes.map((n) => [n.id, n]));
     const out = [];
     for (const n of g.nodes) {
       out.push({
@@ -68,52 +67,112 @@
     return out;
   }
 
+  /* A big graph is first drawn as a plain canvas picture of the same positions and colors
+   * (milliseconds for ten thousand nodes), then Cytoscape, which takes a while to set up that
+   * many elements, replaces it with the interactive graph. */
+  function preview(g) {
+    if (!g.nodes.length) return null;
+    const canvas = document.createElement("canvas");
+    canvas.className = "preview";
+    canvas.setAttribute("aria-hidden", "true");
+    const width = (canvas.width = container.clientWidth), height = (canvas.height = container.clientHeight);
+    const xs = g.nodes.map((n) => n.x), ys = g.nodes.map((n) => n.y);
+    const [x0, x1, y0, y1] = [Math.min(...xs) - 110, Math.max(...xs) + 110, Math.min(...ys) - 30, Math.max(...ys) + 30];
+    const scale = Math.min((width - 60) / (x1 - x0), (height - 60) / (y1 - y0), 1);
+    const px = (x) => width / 2 + (x - (x0 + x1) / 2) * scale, py = (y) => height / 2 + (y - (y0 + y1) / 2) * scale;
+    const ctx = canvas.getContext("2d");
+    const at = new Map(g.nodes.map((n) => [n.id, n]));
+    ctx.strokeStyle = "#b0bec5";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (const e of g.edges) {
+      const a = at.get(e.source), b = at.get(e.target);
+      ctx.moveTo(px(a.x), py(a.y));
+      ctx.lineTo(px(b.x), py(b.y));
+    }
+    ctx.stroke();
+    for (const n of g.nodes) {
+      const w = (n.kind === "lot" ? 210 : 160) * scale, h = 50 * scale;
+      ctx.fillStyle = n.kind === "lot" ? QC_COLORS[n.qc] || QC_COLORS.NONE : n.kind === "shipment" ? "#90caf9" : "#ffe0b2";
+      ctx.fillRect(px(n.x) - w / 2, py(n.y) - h / 2, w, h);
+      if (n.alert_count) {
+        ctx.strokeStyle = "#d50000";
+        ctx.strokeRect(px(n.x) - w / 2, py(n.y) - h / 2, w, h);
+      }
+    }
+    container.append(canvas);
+    return canvas;
+  }
+
+  const afterPaint = (fn) => requestAnimationFrame(() => setTimeout(fn, 0));
+
+  /* Which part of the trace is drawn: the hop limit and node types of the controls. A trace of
+   * more than CAP nodes opens collapsed to the most hops that fit; "Show hops" opens the rest. */
+  const CAP = 2500;
+
+  function collapseFor(g) {
+    if (g.nodes.length <= CAP) return;
+    const select = document.getElementById("depth");
+    let best = "1";
+    for (const option of select.options) {
+      const d = Number(option.value);
+      if (d > 0 && g.nodes.filter((n) => Math.abs(n.col) <= d).length <= CAP && d > Number(best)) best = option.value;
+    }
+    select.value = best;
+  }
+
+  function visible(g) {
+    const depth = Number(document.getElementById("depth").value);
+    const kinds = new Set(Array.from(document.querySelectorAll("input[name=kind]:checked"), (i) => i.value));
+    const nodes = g.nodes.filter((n) => kinds.has(n.kind) && (depth === 0 || Math.abs(n.col) <= depth));
+    const ids = new Set(nodes.map((n) => n.id));
+    return { center: g.center, nodes, edges: g.edges.filter((e) => ids.has(e.source) && ids.has(e.target)) };
+  }
+
   function draw(g) {
-    // A big graph paints its nodes first and gets its edges a frame later: Cytoscape spends most
-    // of its set-up time on edges, and the picture of where things are is the nodes.
-    const big = g.nodes.length > BIG;
-    const all = elements(g);
-    const edges = big ? all.filter((e) => e.group === "edges") : [];
-    if (cy) cy.destroy();
-    cy = cytoscape({
-      container, elements: big ? all.filter((e) => e.group === "nodes") : all,
-      style: big ? STYLE.concat(BIG_STYLE) : STYLE, layout: { name: "preset" },
-      minZoom: 0.02, maxZoom: 3, boxSelectionEnabled: false, autoungrabify: true,
-      textureOnViewport: big, hideEdgesOnViewport: big, pixelRatio: big ? 1 : "auto",
-    });
-    const drawn = cy;
-    drawn.one("render", () => {
-      performance.mark("graph-painted");
-      const done = () => requestAnimationFrame(() => performance.mark("graph-interactive"));
-      if (!edges.length) return done();
-      setTimeout(() => {
-        if (cy !== drawn) return;  // re-centered meanwhile
-        drawn.add(edges);
-        drawn.one("render", done);
-      }, 0);
-    });
-    cy.on("tap", "node", (event) => select(event.target.id(), true));
-    fit();
-    applyFilters();
+    document.getElementById("depth").value = "0";
+    collapseFor(g);
+    render();
     table(g);
-    document.getElementById("graph-summary").textContent = `${g.nodes.length} nodes, ${g.edges.length} flows`;
     document.getElementById("center-lot").textContent = g.center;
-    window.lotledgerGraph = cy;
+  }
+
+  let generation = 0;
+
+  function render() {
+    const gen = ++generation;
+    const shown = visible(graph);
+    const big = shown.nodes.length > BIG;
+    if (cy) cy.destroy();
+    cy = null;
+    container.querySelectorAll("canvas.preview").forEach((c) => c.remove());
+    const picture = big ? preview(shown) : null;
+    if (picture) afterPaint(() => performance.mark("graph-painted"));
+    const build = () => {
+      if (gen !== generation) return; // the controls changed while the picture was showing
+      cy = cytoscape({
+        container, elements: elements(shown), style: big ? STYLE.concat(BIG_STYLE) : STYLE, layout: { name: "preset" },
+        minZoom: 0.02, maxZoom: 3, boxSelectionEnabled: false, autoungrabify: true,
+        textureOnViewport: big, hideEdgesOnViewport: big, pixelRatio: big ? 1 : "auto",
+      });
+      cy.one("render", () => {
+        if (picture) picture.remove();
+        else performance.mark("graph-painted");
+        afterPaint(() => performance.mark("graph-interactive"));
+      });
+      cy.on("tap", "node", (event) => select(event.target.id(), true));
+      fit();
+      window.lotledgerGraph = cy;
+    };
+    if (picture) afterPaint(build); // let the picture reach the screen first
+    else build();
+    const all = graph.nodes.length;
+    document.getElementById("graph-summary").textContent =
+      `${all} nodes, ${graph.edges.length} flows` + (shown.nodes.length < all ? `; ${shown.nodes.length} shown (see "Show hops" and the type filters)` : "");
   }
 
   function fit() {
-    cy.fit(cy.nodes(":visible"), 30);
-  }
-
-  function applyFilters() {
-    const depth = Number(document.getElementById("depth").value);
-    const kinds = new Set(Array.from(document.querySelectorAll("input[name=kind]:checked"), (i) => i.value));
-    cy.batch(() => {
-      cy.nodes().forEach((n) => {
-        const show = kinds.has(n.data("kind")) && (depth === 0 || Math.abs(n.data("col")) <= depth);
-        if (show === n.hasClass("hidden")) n.toggleClass("hidden", !show);
-      });
-    });
+    cy.fit(undefined, 30);
   }
 
   function table(g) {
@@ -227,9 +286,10 @@
     const response = await fetch(`/api/trace?lot=${encodeURIComponent(lot)}`);
     if (response.ok) { graph = await response.json(); draw(graph); }
   });
-  document.getElementById("graph-controls").addEventListener("change", applyFilters);
-  document.getElementById("fit").addEventListener("click", fit);
+  document.getElementById("graph-controls").addEventListener("change", render);
+  document.getElementById("fit").addEventListener("click", () => cy && fit());
   container.addEventListener("keydown", (event) => {
+    if (!cy) return;
     const step = { ArrowLeft: [60, 0], ArrowRight: [-60, 0], ArrowUp: [0, 60], ArrowDown: [0, -60] }[event.key];
     if (step) { cy.panBy({ x: step[0], y: step[1] }); event.preventDefault(); }
     else if (event.key === "+" || event.key === "=") cy.zoom({ level: cy.zoom() * 1.25, renderedPosition: { x: container.clientWidth / 2, y: container.clientHeight / 2 } });
