@@ -14,6 +14,7 @@ import csv
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,17 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
         p.context.close()
 
 
+def wait_until(page: Any, expression: str, timeout: float = 30.0) -> None:
+    """Poll an expression from outside the page: Playwright's wait_for_function evaluates a string
+    inside the page, which the app's Content-Security-Policy (no eval) rightly refuses."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
+
+
 def wait_for_graph(page: Any) -> None:
-    page.wait_for_function("performance.getEntriesByName('graph-interactive').length > 0")
+    wait_until(page, "performance.getEntriesByName('graph-interactive').length > 0")
 
 
 def test_search_trace_click_a_node_and_open_its_record(base_url: str, page: Page) -> None:
@@ -253,3 +263,51 @@ def test_every_page_is_labelled_and_fits_the_screen(
         page.shot(f"{width}-{name.replace('/', '-')}")
     p.goto(base_url + "/alerts?rule=EXPIRED_USE")
     assert p.locator("#alert-table tbody tr").count() == len(source.alerts("EXPIRED_USE")) >= 2
+
+
+@pytest.fixture(scope="module")
+def big_trace(tmp_path_factory: pytest.TempPathFactory, log_key: NoteVerifier) -> Iterator[tuple[str, str]]:
+    """(base URL, raw lot) of a web app over a ledger whose raw lot reaches about 3,000 nodes."""
+    from fanout import write_fan_outs
+    from helpers import ORIGIN, make_world
+    from waitress.server import create_server
+
+    from lotledger.ledger.client import LedgerClient
+    from lotledger.ledger.log import LedgerConfig
+    from lotledger.ledger.server import LedgerServer
+
+    world, ledger = make_world(tmp_path_factory.mktemp("big"))
+    try:
+        lot = write_fan_outs(ledger, world.keys["plant"], [3000])[3000]
+    finally:
+        ledger.close()
+    server = LedgerServer(world.data_dir, "127.0.0.1:0", config=LedgerConfig(checkpoint_interval=0.05)).start()
+    source = LedgerSource(lambda: LedgerClient(server.address))
+    app = create_app(source, NoteVerifier.from_key(ORIGIN, world.log_key.public))
+    httpd: Any = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=httpd.run, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.effective_port}", lot
+    finally:
+        httpd.close()
+        source.close()
+        server.stop(grace=1)
+
+
+def test_a_trace_of_thousands_opens_collapsed_and_expands(big_trace: tuple[str, str], page: Page) -> None:
+    base, lot = big_trace
+    p = page.page
+    p.goto(f"{base}/trace?lot={lot}")
+    wait_for_graph(p)
+    total = p.evaluate("JSON.parse(document.getElementById('graph-data').textContent).nodes.length")
+    assert total > 2500
+    assert p.input_value("#depth") == "1"
+    assert p.evaluate("window.lotledgerGraph.nodes().length") == 601  # the raw lot, its supplier, 599 lots made from it
+    assert p.locator("#graph canvas.preview").count() == 0  # the picture gave way to the graph
+    assert "601 shown" in p.inner_text("#graph-summary")
+    page.shot("collapsed")
+    p.select_option("#depth", "0")
+    wait_until(p, f"window.lotledgerGraph && window.lotledgerGraph.nodes().length === {total}", 60)
+    p.uncheck("input[value=shipment]")
+    wait_until(p, "window.lotledgerGraph && window.lotledgerGraph.nodes().length === 602")  # and the receiver
+    page.shot("expanded-without-shipments")

@@ -45,6 +45,8 @@
   // Past this many nodes: straight edges without arrows or labels (quantities are in the panel),
   // textures while panning. What keeps a 10,000-node trace usable.
   const BIG = 400;
+  // Past this many, a plain picture of the layout is painted while Cytoscape sets up.
+  const PREVIEW = 50;
   const BIG_STYLE = [
     { selector: "edge", style: { "curve-style": "haystack", "haystack-radius": 0, label: "", "target-arrow-shape": "none" } },
   ];
@@ -67,9 +69,9 @@
     return out;
   }
 
-  /* A big graph is first drawn as a plain canvas picture of the same positions and colors
-   * (milliseconds for ten thousand nodes), then Cytoscape, which takes a while to set up that
-   * many elements, replaces it with the interactive graph. */
+  /* A graph of more than PREVIEW nodes is first drawn as a plain canvas picture of the same
+   * positions and colors (milliseconds for ten thousand nodes); then Cytoscape, which takes a
+   * while to set up that many elements, replaces it with the interactive graph. */
   function preview(g) {
     if (!g.nodes.length) return null;
     const canvas = document.createElement("canvas");
@@ -146,7 +148,7 @@
     if (cy) cy.destroy();
     cy = null;
     container.querySelectorAll("canvas.preview").forEach((c) => c.remove());
-    const picture = big ? preview(shown) : null;
+    const picture = shown.nodes.length > PREVIEW ? preview(shown) : null;
     if (picture) afterPaint(() => performance.mark("graph-painted"));
     const build = () => {
       if (gen !== generation) return; // the controls changed while the picture was showing
