@@ -55,11 +55,8 @@ def measure(browser: Any, url: str) -> dict[str, float]:
     page = context.new_page()
     try:
         page.goto(url)
-        wait_until(
-            page,
-            "performance.getEntriesByName('graph-interactive').length > 0 || document.title.startsWith('Search')",
-            120,
-        )
+        done = "performance.getEntriesByName('graph-interactive').length > 0 || document.title.startsWith('Search')"
+        wait_until(page, f"({done}) && performance.getEntriesByName('first-contentful-paint').length > 0", 120)
         marks: dict[str, float] = page.evaluate(
             """() => {
               const at = (n) => (performance.getEntriesByName(n)[0] || {startTime: NaN}).startTime;
