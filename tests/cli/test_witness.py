@@ -30,6 +30,8 @@ from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.witness import format_add_checkpoint
 from lotledger.signing.cosignature import CosignatureVerifier, open_cosignatures
 from lotledger.signing.note import NoteVerifier, open_checkpoint, parse_note
+from lotledger.web.app import create_app
+from lotledger.web.source import LedgerSource
 
 WITNESS = "witness.regulator.example"
 
@@ -210,6 +212,14 @@ def test_the_log_is_cosigned_in_the_background_and_verify_requires_the_quorum(tm
     assert lines[-2].startswith(f"\u2014 {log.origin} ") and lines[-1].startswith(f"\u2014 {WITNESS} ")
     assert open_checkpoint(cp["note"].encode(), NoteVerifier.from_string(log.vkey)).size == size
     assert f"cosigned {log.origin} at size {size}" in procs.log("witness")
+
+    # QA's web view shows the cosignature on the log status page.
+    source = LedgerSource(lambda: LedgerClient(server))
+    try:
+        status = create_app(source, NoteVerifier.from_string(log.vkey)).test_client().get("/status").data.decode()
+    finally:
+        source.close()
+    assert f'id="tree-size">{size}<' in status and f"<code>{WITNESS}</code>" in status and "witness</li>" in status
 
     srv = ["--server", server, "--log-key", log.vkey, "--quiet"]
     ok = json.loads(run("verify", *srv, "--witness", w.vkey, "--quorum", "1", "--json").stdout)
