@@ -245,6 +245,9 @@ def _load_demo(data_dir: Path) -> int:
         ledger.close()
     save_demo_keys(data_dir)
     note(f"demo supply chain: {written} records; participants' demo keys in {keys / 'demo'} (public seeds: demo only)")
+    note(
+        f"try: lotledger trace up 01/09520000000042/10/B-1001, or the web view: lotledger web --log-key {data_dir / 'log.vkey'}"
+    )
     return written
 
 
