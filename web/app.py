@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,7 +21,15 @@ from typing import Any
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
-from lotledger.ledger.errors import LedgerError, NotFound, OutOfRange, PermissionDenied, StorageError, Unauthenticated
+from lotledger.ledger.errors import (
+    LedgerError,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    StorageError,
+    Unauthenticated,
+)
 from lotledger.ledger.validation import parse_lot_key
 from lotledger.signing.note import NoteVerifier
 from lotledger.trace.alerts import RULES
@@ -30,6 +39,7 @@ from lotledger.web.source import LedgerSource
 
 HERE = Path(__file__).parent
 MAX_RECALL_LOTS = 200
+_WHOLE = re.compile(r"[0-9]{1,10}")
 ALERT_PAGE = 2000  # rows on the alerts page; the filters narrow it
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'sha256-pgvDUBa4IjFA2yuSJ2cqcyxmNYJMborsd0ORcRv9vw8='; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
@@ -60,6 +70,8 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
             if isinstance(e, NotFound | OutOfRange)
             else 403
             if isinstance(e, PermissionDenied | Unauthenticated)
+            else 429
+            if isinstance(e, ResourceExhausted)
             else 400
         )
         return _problem(code, e.message, e.reason)
@@ -221,14 +233,15 @@ def _int_arg(name: str, default: int) -> int:
     value = request.args.get(name, "")
     if not value:
         return default
-    if not value.isdigit() or int(value) > 1_000_000_000:
+    if not _WHOLE.fullmatch(value):  # not str.isdigit: it takes "²", which int() refuses
         abort(400, f"{name} must be a whole number, not {value!r}")
     return int(value)
 
 
 def _recall_args() -> tuple[list[str], list[str], str]:
     lots = [x.strip() for v in request.args.getlist("lot") for x in v.split() if x.strip()]
-    supplier_lots = [x.strip() for v in request.args.getlist("supplier_lot") for x in v.split(",") if x.strip()]
+    # One per line: a supplier's lot code is free text (commas included), a lot key has no spaces.
+    supplier_lots = [x.strip() for v in request.args.getlist("supplier_lot") for x in v.splitlines() if x.strip()]
     if len(lots) + len(supplier_lots) > MAX_RECALL_LOTS:
         abort(400, f"at most {MAX_RECALL_LOTS} lots per recall")
     for lot in lots:

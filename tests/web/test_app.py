@@ -60,6 +60,8 @@ def test_trace_page_embeds_both_directions_with_alerts(web: FlaskClient) -> None
     missing = web.get("/api/trace", query_string={"lot": "item/NOPE/lot/1"})
     assert missing.status_code == 404 and missing.json["reason"] == "UNKNOWN_LOT"
     assert web.get("/trace", query_string={"lot": B1001, "depth": "-1"}).status_code == 400
+    assert web.get("/api/trace", query_string={"lot": B1001, "depth": "\u00b2"}).status_code == 400  # "²".isdigit()
+    assert web.get("/alerts", query_string={"since": "\u00b2"}).status_code == 400
 
 
 def test_recall_page_lists_open_shipments_contacts_and_stock(web: FlaskClient) -> None:
@@ -71,6 +73,9 @@ def test_recall_page_lists_open_shipments_contacts_and_stock(web: FlaskClient) -
     assert "North Foods Distribution" in page and "+1 555 0201" in page  # contact data from the registry
     assert 'id="stock-table"' in page and 'id="dl-csv"' in page
     assert web.get("/recall", query_string={"lot": "bad key"}).status_code == 400
+    # supplier lot codes one per line: a code may hold a comma (and an unknown one is named)
+    unknown = web.get("/recall", query_string={"supplier_lot": "D-88\nNO,SUCH"})
+    assert unknown.status_code == 404 and "supplier lot code &#39;NO,SUCH&#39;" in unknown.data.decode()
 
 
 def test_recall_downloads_csv_xlsx_and_fsma(web: FlaskClient) -> None:

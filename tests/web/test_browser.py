@@ -189,17 +189,32 @@ def test_verify_a_record_in_the_browser(base_url: str, page: Page) -> None:
     assert result.get_attribute("data-verified") == "yes"
     text = p.inner_text(".verify-result")
     assert "is included" in text and "signed by qa's registered key" in text
+    assert "it is record demo/qc/B-1001/micro, a quality check by qa, created 2026-10-01T22:00:00.000Z" in text
     p.click(".verify-result summary")
     page.shot("verified")
+    # a page that shows another record than the one the proof is for (as a lying server would)
+    p.reload()
+    p.evaluate("document.querySelector('button.verify').dataset.recordId = 'demo/qc/other'")
+    p.click("button.verify")
+    p.wait_for_selector(".verify-result[data-verified]")
+    assert "the page shows record id demo/qc/other" in p.inner_text(".verify-result")
     p.goto(base_url + "/status")
     p.click("#verify-checkpoint")
     assert "signed by the log key" in p.wait_for_selector("#checkpoint-result .ok").inner_text()
 
 
-@pytest.mark.parametrize("tamper", ["proof", "entry", "checkpoint", "key"])
-def test_a_tampered_proof_fails_visibly(base_url: str, page: Page, tamper: str) -> None:
-    """A proxy in the browser (Playwright's route) rewrites the server's answer."""
+@pytest.mark.parametrize(
+    "tamper", ["proof", "entry", "checkpoint", "key", "another-entry", "origin", "bad-signature-line"]
+)
+def test_a_tampered_proof_fails_visibly(base_url: str, page: Page, tamper: str, demo_ledger: tuple[str, Path]) -> None:
+    """A proxy in the browser (Playwright's route) rewrites the server's answer. The last three
+    are all made of valid parts: another entry's genuine proof; a checkpoint for another origin
+    signed by the real log key; a note with a bad line under the log's name before a good one."""
+    from lotledger.signing.keys import SigningKey
+    from lotledger.signing.note import NoteSigner, parse_note
+
     p = page.page
+    log_key = SigningKey.load(demo_ledger[1] / "keys" / "log.key")
 
     def flip(b64: str, at: int = 5) -> str:
         raw = bytearray(base64.b64decode(b64))
@@ -217,8 +232,20 @@ def test_a_tampered_proof_fails_visibly(base_url: str, page: Page, tamper: str) 
             lines = body["checkpoint"].split("\n")
             lines[1] = str(int(lines[1]) + 1)  # claim a bigger tree under the same signature
             body["checkpoint"] = "\n".join(lines)
-        else:  # the registration entry of another participant's key
+        elif tamper == "key":  # the registration entry of another participant's key
             body["key_entry"] = p.request.get(f"{base_url}/api/proof/2").json()["key_entry"]
+        elif tamper == "another-entry":
+            body = p.request.get(f"{base_url}/api/proof/29").json()
+        else:
+            note_body, signatures = parse_note(body["checkpoint"].encode())
+            if tamper == "origin":
+                other = note_body.replace(b"demo.example.com/lotledger\n", b"other.example.com/log\n", 1)
+                signed = NoteSigner("demo.example.com/lotledger", log_key).sign(other)
+                body["checkpoint"] = other.decode() + "\n" + signed
+            else:
+                good = body["checkpoint"].split("\n\n", 1)[1]
+                bad = NoteSigner("demo.example.com/lotledger", log_key).sign(b"something else\n")
+                body["checkpoint"] = note_body.decode() + "\n" + bad + good
         route.fulfill(response=response, json=body)
 
     p.route("**/api/proof/30", rewrite)
@@ -227,7 +254,17 @@ def test_a_tampered_proof_fails_visibly(base_url: str, page: Page, tamper: str) 
     result = p.wait_for_selector(".verify-result[data-verified]")
     assert result.get_attribute("data-verified") == "no"
     assert p.locator(".verify-result .failed").is_visible()
-    assert "FAILED" in p.inner_text(".verify-result")
+    why = {
+        "proof": "the proof leads to root",
+        "entry": "the proof leads to root",
+        "checkpoint": "does not verify",
+        "key": "registers another key",
+        "another-entry": "a proof for entry 29, not 30",
+        "origin": "the checkpoint is for other.example.com/log",
+        "bad-signature-line": "does not verify",
+    }[tamper]
+    shown = p.inner_text(".verify-result")
+    assert "FAILED" in shown and why in shown, shown
     page.shot(tamper)
 
 

@@ -211,6 +211,9 @@
   async function recordRow(seq) {
     const li = document.createElement("li");
     li.className = "record-row";
+    const button = text("button", "Verify", "verify");
+    button.type = "button";
+    button.dataset.seq = seq;
     try {
       const response = await fetch(`/api/entry/${seq}`);
       const e = await response.json();
@@ -219,12 +222,10 @@
       link.href = `/record/${seq}`;
       link.textContent = `#${seq} ${e.kind.replaceAll("_", " ")}`;
       li.append(link, text("span", ` signed by ${e.submitter} at ${e.created_at}`, "muted"));
+      Object.assign(button.dataset, { recordId: e.record_id, submitter: e.submitter, kind: e.kind });
     } catch (err) {
       li.append(text("span", `#${seq}: ${err.message || err}`, "problem"));
     }
-    const button = text("button", "Verify", "verify");
-    button.type = "button";
-    button.dataset.seq = seq;
     const result = text("div", "", "verify-result");
     result.dataset.seq = seq;
     li.append(" ", button, result);
@@ -269,7 +270,7 @@
       const response = await fetch(`/api/trace?lot=${encodeURIComponent(n.lot)}&depth=${depth}`);
       if (response.ok) {
         graph = await response.json();
-        history.pushState({ lot: n.lot }, "", `/trace?lot=${encodeURIComponent(n.lot)}`);
+        history.pushState({ lot: n.lot }, "", `/trace?lot=${encodeURIComponent(n.lot)}` + (depth ? `&depth=${depth}` : ""));
         document.title = `Trace ${n.lot} \u00b7 lotledger`;
         draw(graph);
         byId = new Map(graph.nodes.map((m) => [m.id, m]));
@@ -284,8 +285,8 @@
   }
 
   window.addEventListener("popstate", async () => {
-    const lot = new URLSearchParams(location.search).get("lot");
-    const response = await fetch(`/api/trace?lot=${encodeURIComponent(lot)}`);
+    const query = new URLSearchParams(location.search);
+    const response = await fetch(`/api/trace?lot=${encodeURIComponent(query.get("lot"))}&depth=${query.get("depth") || ""}`);
     if (response.ok) { graph = await response.json(); draw(graph); }
   });
   document.getElementById("graph-controls").addEventListener("change", render);

@@ -71,7 +71,28 @@ const LL = (() => {
     }
     return out;
   }
-  const first = (m, f, fallback) => (m.get(f) || [fallback])[0];
+  // A singular field that occurs twice takes its last value, as protobuf parsers do.
+  const first = (m, f, fallback) => (m.get(f) || [fallback]).at(-1);
+  const text = (bytes) => new TextDecoder().decode(bytes);
+  const KINDS = {
+    10: "material_received", 11: "production_run", 12: "quality_check", 13: "shipment", 14: "receipt", 15: "scan",
+    16: "formula_revision", 17: "correction", 18: "aggregation", 19: "participant_registered", 20: "key_revoked",
+    21: "location_registered", 22: "recall_opened",
+  };
+
+  /* What the verified record bytes say about themselves: id, submitter, kind, creation time. */
+  function recordFacts(recordBytes) {
+    const r = fields(recordBytes);
+    const kinds = Object.keys(KINDS).filter((f) => r.has(Number(f)));
+    const created = fields(first(r, 3, new Uint8Array()));
+    const seconds = Number(first(created, 1, 0n)), nanos = Number(first(created, 2, 0n));
+    return {
+      recordId: text(first(r, 1, new Uint8Array())),
+      submitter: text(first(r, 2, new Uint8Array())),
+      kind: kinds.length === 1 ? KINDS[kinds[0]] : "",
+      createdAt: new Date(seconds * 1000 + Math.floor(nanos / 1e6)).toISOString(),
+    };
+  }
 
   function parseVerifierKey(vkey) {
     const parts = vkey.trim().split("+");
@@ -101,12 +122,16 @@ const LL = (() => {
       if (!m) throw new Error(`malformed signature line: ${line}`);
       const blob = b64(m[2]);
       if (m[1] === key.name && equal(blob.subarray(0, 4), key.keyHash)) {
-        good = good || (await ed25519(key.publicKey, blob.subarray(4), enc.encode(body)));
+        // Like Go's note.Open: a line that claims the log's key and does not verify spoils the note.
+        if (!(await ed25519(key.publicKey, blob.subarray(4), enc.encode(body)))) throw new Error(`a signature line by ${key.name} does not verify`);
+        good = true;
       } else others++;
     }
     if (!good) throw new Error(`no valid signature by ${key.name} on the checkpoint`);
     const [origin, size, root] = body.split("\n");
-    if (!/^[1-9][0-9]*$/.test(size)) throw new Error(`bad checkpoint size ${size}`);
+    // In lotledger the log key's name is the origin: a note for another log under the same key is not this log's.
+    if (origin !== key.name) throw new Error(`the checkpoint is for ${origin}, not ${key.name}`);
+    if (!/^(0|[1-9][0-9]*)$/.test(size)) throw new Error(`bad checkpoint size ${size}`);
     return { origin, size: Number(size), root: b64(root), cosignatures: others };
   }
 
@@ -148,21 +173,29 @@ const LL = (() => {
       leaf: toB64(leaf),
       path,
       recordBytes: first(signed, 1, new Uint8Array()),
-      keyId: new TextDecoder().decode(first(signed, 2, new Uint8Array())),
+      keyId: text(first(signed, 2, new Uint8Array())),
       signature: first(signed, 3, new Uint8Array()),
     };
   }
 
-  /* Everything about one record: [{ok, text}] steps and the path; throws nothing. */
-  async function verifyRecord(p, vkey) {
+  /* Everything about one record: [{ok, text}] steps and the path; throws nothing. `expected`
+   * holds what the page shows of the record (seq, record id, submitter, kind): a proof of some
+   * other entry, however valid, must not turn the page's record green. */
+  async function verifyRecord(p, vkey, expected = {}) {
     const steps = [];
     let path = [];
     try {
+      if (expected.seq !== undefined && p.seq !== expected.seq) throw new Error(`the server answered with a proof for entry ${p.seq}, not ${expected.seq}`);
       const cp = await openCheckpoint(p.checkpoint, vkey);
       steps.push({ ok: true, text: `checkpoint ${cp.origin} at size ${cp.size} is signed by the log key` + (cp.cosignatures ? ` (and carries ${cp.cosignatures} witness cosignature${cp.cosignatures > 1 ? "s" : ""}, not checked here)` : "") });
       const main = await proveEntry(p, cp);
       path = main.path;
       steps.push({ ok: true, text: `entry ${p.seq} (leaf ${main.leaf}) is included: ${main.path.length} proof hashes lead to the signed root` });
+      const facts = recordFacts(main.recordBytes);
+      for (const [name, label] of [["recordId", "record id"], ["submitter", "submitter"], ["kind", "kind"]]) {
+        if (expected[name] !== undefined && expected[name] !== facts[name]) throw new Error(`the page shows ${label} ${expected[name]}, the verified entry says ${facts[name]}`);
+      }
+      steps.push({ ok: true, text: `it is record ${facts.recordId}, a ${facts.kind.replaceAll("_", " ")} by ${facts.submitter}, created ${facts.createdAt}: what this page shows` });
       if (!p.key_entry) {
         steps.push({ ok: false, text: `the key ${main.keyId.slice(0, 16)}… is not registered in the log` });
         return { ok: false, steps, path };
@@ -171,9 +204,9 @@ const LL = (() => {
       steps.push({ ok: true, text: `entry ${p.key_entry.seq}, which registered the signing key, is included too` });
       const registration = fields(first(fields(reg.recordBytes), 19, new Uint8Array()));
       const publicKey = first(registration, 3, new Uint8Array());
-      const participant = new TextDecoder().decode(first(registration, 1, new Uint8Array()));
+      const participant = text(first(registration, 1, new Uint8Array()));
       if (hex(await sha256(publicKey)) !== main.keyId) throw new Error(`entry ${p.key_entry.seq} registers another key than ${main.keyId.slice(0, 16)}…`);
-      const submitter = new TextDecoder().decode(first(fields(main.recordBytes), 2, new Uint8Array()));
+      const submitter = facts.submitter;
       if (submitter !== participant) throw new Error(`the record's submitter ${submitter} is not ${participant}, whose key signed it`);
       if (!(await ed25519(publicKey, main.signature, cat(RECORD_CONTEXT, main.recordBytes)))) throw new Error(`the record's signature does not verify under ${participant}'s key`);
       steps.push({ ok: true, text: `the record is signed by ${participant}'s registered key` });
@@ -214,16 +247,19 @@ const LL = (() => {
     }
   }
 
-  async function verifyInto(seq, target) {
+  async function verifyInto(seq, target, expected = {}) {
     target.textContent = "Checking\u2026";
     let result;
     try {
+      if (!globalThis.crypto || !crypto.subtle) {
+        throw new Error("this browser offers no Web Crypto on this page: it is only available over HTTPS or from localhost, so serve the web app through an HTTPS proxy");
+      }
       const response = await fetch(`/api/proof/${seq}`);
       const body = await response.json();
       if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-      result = await verifyRecord(body, document.body.dataset.logKey);
+      result = await verifyRecord(body, document.body.dataset.logKey, { seq, ...expected });
     } catch (err) {
-      result = { ok: false, steps: [{ ok: false, text: `could not fetch the proof: ${err.message || err}` }], path: [] };
+      result = { ok: false, steps: [{ ok: false, text: `could not check: ${err.message || err}` }], path: [] };
     }
     render(target, result);
     target.dataset.verified = result.ok ? "yes" : "no";
@@ -235,7 +271,9 @@ const LL = (() => {
     if (!button) return;
     const seq = Number(button.dataset.seq);
     const target = button.parentElement.querySelector(`.verify-result[data-seq="${seq}"]`) || button.nextElementSibling;
-    verifyInto(seq, target);
+    const { recordId, submitter, kind } = button.dataset; // what the page shows of the record
+    const expected = Object.fromEntries(Object.entries({ recordId, submitter, kind }).filter(([, v]) => v !== undefined));
+    verifyInto(seq, target, expected);
   });
 
   document.addEventListener("DOMContentLoaded", () => {
