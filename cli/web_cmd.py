@@ -3,7 +3,6 @@ over gRPC as an auditor-role client."""
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import threading
 from typing import Any
@@ -12,17 +11,9 @@ import click
 
 from lotledger.cli.options import connect, log_key_option, server_option, verifier_key_arg
 from lotledger.cli.output import ExitCode, fail, handles_errors, note
+from lotledger.ledger.server import is_loopback
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command("web")
@@ -49,7 +40,7 @@ def web(listen: str, allow_remote: bool, threads: int, log_key: str, server: str
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
         fail(f"--listen: {listen!r} is not HOST:PORT", ExitCode.USAGE)
-    if not _loopback(host) and not allow_remote:
+    if not is_loopback(listen) and not allow_remote:
         fail(
             f"--listen {listen}: not a loopback address; the web app has no login of its own. "
             "Pass --allow-remote to serve it anyway (behind an authenticating proxy).",

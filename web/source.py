@@ -22,6 +22,8 @@ from lotledger.signing.note import parse_note
 from lotledger.v1 import records_pb2, trace_pb2
 from lotledger.web.graph import trace_graph
 
+_LOTS_PER_CALL = 1000
+
 
 @dataclass
 class Participant:
@@ -121,7 +123,12 @@ class LedgerSource:
         up = self._client.trace(lot, "up", depth)
         down = self._client.trace(lot, "down", depth)
         lots = {v.lot for v in up.lots} | {v.lot for v in down.lots}
-        alerts = self._client.alerts(lots=lots).alerts
+        keys = sorted(lots)  # in slices: a request must stay well under the server's message limit
+        alerts = [
+            a
+            for i in range(0, len(keys), _LOTS_PER_CALL)
+            for a in self._client.alerts(lots=keys[i : i + _LOTS_PER_CALL]).alerts
+        ]
         graph = trace_graph(lot, up, down, alerts, self.directory().names())
         graph["elapsed_ms"] = round(up.elapsed_ms + down.elapsed_ms, 3)
         graph["index_size"] = max(up.index_size, down.index_size)

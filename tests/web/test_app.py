@@ -197,3 +197,13 @@ def test_the_web_command_serves_until_sigterm(demo_ledger: tuple[str, Path]) -> 
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert f"lotledger web on http://127.0.0.1:{port}/" in err and "stopped" in err
+
+
+def test_trace_alerts_asked_in_slices_are_the_same(source: LedgerSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lotledger.web.source
+
+    whole = source.trace(B1001)
+    monkeypatch.setattr(lotledger.web.source, "_LOTS_PER_CALL", 2)
+    sliced = source.trace(B1001)
+    assert [n.get("alerts") for n in sliced["nodes"]] == [n.get("alerts") for n in whole["nodes"]]
+    assert any(n.get("alerts") for n in whole["nodes"])
