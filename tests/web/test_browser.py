@@ -198,6 +198,15 @@ def test_verify_a_record_in_the_browser(base_url: str, page: Page) -> None:
     p.click("button.verify")
     p.wait_for_selector(".verify-result[data-verified]")
     assert "the page shows record id demo/qc/other" in p.inner_text(".verify-result")
+    # the same check beside every alert and every open shipment of a recall
+    for path, row in (
+        ("/alerts?rule=SHIPPED_FAILING_QC", "#alert-table"),
+        ("/recall?supplier_lot=D-88", "#open-table"),
+    ):
+        p.goto(base_url + path)
+        p.click(f"{row} button.verify >> nth=0")
+        p.wait_for_selector(f"{row} .verify-result[data-verified]")
+        assert p.get_attribute(f"{row} .verify-result[data-verified]", "data-verified") == "yes", path
     p.goto(base_url + "/status")
     p.click("#verify-checkpoint")
     assert "signed by the log key" in p.wait_for_selector("#checkpoint-result .ok").inner_text()
