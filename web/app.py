@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
+from lotledger.cli.xlsx import XlsxWriter
 from lotledger.ledger.errors import (
     LedgerError,
     NotFound,
@@ -33,7 +34,7 @@ from lotledger.ledger.errors import (
 from lotledger.ledger.validation import parse_lot_key
 from lotledger.signing.note import NoteVerifier
 from lotledger.trace.alerts import RULES
-from lotledger.trace.recall_report import CONSIGNMENT_COLUMNS, Contact, consignment_rows, lots_text, tables
+from lotledger.trace.recall_report import CONSIGNMENT_COLUMNS, Contact, Table, consignment_rows, lots_text, tables
 from lotledger.web.search import classify, from_gtin
 from lotledger.web.source import LedgerSource
 
@@ -165,8 +166,6 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
 
     @app.get("/recall.xlsx")
     def recall_xlsx() -> Response:
-        from lotledger.cli.xlsx import XlsxWriter
-
         lots, supplier_lots, reason = _recall_args()
         report = source.recall(lots, reason, supplier_lots)
         contacts = {
@@ -263,7 +262,7 @@ def _workbook(write: Callable[[Path], object], name: str) -> Response:
     return _download(data, name, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
-def _write_tables(writer: Any, sheets: list[Any]) -> None:
+def _write_tables(writer: XlsxWriter, sheets: list[Table]) -> None:
     with writer as w:
         for t in sheets:
             w.sheet(t.name, t.columns, t.rows)

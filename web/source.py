@@ -37,11 +37,10 @@ class Participant:
 
 @dataclass
 class Directory:
-    """Participants and locations as the admin entries registered them (contact data for a
-    recall), kept current by reading only the admin entries added since the last look."""
+    """Participants as the admin entries registered them (contact data for a recall), kept
+    current by reading only the admin entries added since the last look."""
 
     participants: dict[str, Participant] = field(default_factory=dict)
-    locations: dict[str, dict[str, str]] = field(default_factory=dict)
     next_seq: int = 0
 
     def add(self, seq: int, entry_bytes: bytes) -> None:
@@ -57,16 +56,6 @@ class Directory:
                 p.address,
                 p.gln,
             )
-        elif kind == "location_registered":
-            loc = record.location_registered
-            self.locations[loc.location_id] = {
-                "location_id": loc.location_id,
-                "participant_id": loc.participant_id,
-                "name": loc.name,
-                "address": loc.address,
-                "phone": loc.phone,
-                "gln": loc.gln,
-            }
         self.next_seq = max(self.next_seq, seq + 1)
 
     def names(self) -> dict[str, str]:

@@ -52,7 +52,6 @@
   ];
 
   function elements(g) {
-    byId = new Map(graph.nodes.map((n) => [n.id, n]));
     const out = [];
     for (const n of g.nodes) {
       out.push({
@@ -132,6 +131,7 @@
   }
 
   function draw(g) {
+    byId = new Map(g.nodes.map((n) => [n.id, n]));
     document.getElementById("depth").value = "0";
     collapseFor(g);
     render();
@@ -273,7 +273,6 @@
         history.pushState({ lot: n.lot }, "", `/trace?lot=${encodeURIComponent(n.lot)}` + (depth ? `&depth=${depth}` : ""));
         document.title = `Trace ${n.lot} \u00b7 lotledger`;
         draw(graph);
-        byId = new Map(graph.nodes.map((m) => [m.id, m]));
       }
     }
     await shown;
