@@ -1,41 +1,65 @@
-"""Every node's out-edges in two flat arrays (compressed sparse rows), for downstream closures.
+"""Every node's edges, one way, in two flat arrays (compressed sparse rows), for traversals.
 
-A downstream trace of a raw lot reaches a few hundred nodes; asking rustworkx for each node's
-out-edges costs a native call and a Python list per node, which was most of the trace. From
-these arrays the edges of the whole closure come in a few numpy operations. The arrays are a
-copy of the graph at one moment: the index keeps the edges added since beside them and drops
-them whenever an edge is removed (rustworkx reuses removed edge indices), rebuilding them
-later (TraceIndex.refresh_adjacency).
+Asking rustworkx for a node's in- or out-edges costs a native call, a Python object and a walk
+along petgraph's per-node linked list, whose links lie wherever the edges were added: at a
+million lots that is cache misses on every step, and it was most of a trace. Here a node's
+edges sit next to each other. A walk in Python slices them out of an `array` (which hands back
+plain ints, cheaply); a whole closure's edges come in a few numpy operations on views of the
+same memory.
+
+The arrays are a copy of the graph at one moment: edges added since are kept beside them, and
+any removed edge drops them (rustworkx reuses removed edge indices), until TraceIndex
+rebuilds them (`TraceIndex.adjacency`).
 """
 
 from __future__ import annotations
 
 from array import array
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
 
 
-class OutEdges:
-    """Edge indices grouped by source node: node n's are ids[ptr[n]:ptr[n + 1]], in edge index
-    order. `edge_src` holds each edge's source, -1 for a removed edge."""
+class Adjacency:
+    """Edge indices grouped by one endpoint (`key`: each edge's source for out-edges, its
+    target for in-edges; -1 for a removed edge): node n's are ids[ptr[n]:ptr[n + 1]] in edge
+    index order, then recent.get(n) for the ones added since."""
 
-    def __init__(self, edge_src: array[int], nodes: int):
-        src = np.array(edge_src, dtype=np.int32)  # a copy: no view may pin the growing array
-        alive = np.flatnonzero(src >= 0).astype(np.int32)
-        self.ids: npt.NDArray[np.int32] = alive[np.argsort(src[alive], kind="stable")]
-        self.ptr: npt.NDArray[np.int64] = np.zeros(nodes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(src[alive], minlength=nodes), out=self.ptr[1:])
-        self.nodes = nodes
+    def __init__(self, key: array[int], nodes: int):
+        k = np.array(key, dtype=np.int32)  # a copy: no view may pin the growing array
+        alive = np.flatnonzero(k >= 0).astype(np.int32)
+        ptr = np.zeros(nodes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(k[alive], minlength=nodes), out=ptr[1:])
+        # The arrays own the memory; the numpy views read it in place (neither ever resizes).
+        self.ids = array("i", alive[np.argsort(k[alive], kind="stable")].tobytes())
+        self.ptr = array("q", ptr.tobytes())
+        self._ids: npt.NDArray[np.int32] = np.frombuffer(self.ids, dtype=np.int32)
+        self._ptr: npt.NDArray[np.int64] = np.frombuffer(self.ptr, dtype=np.int64)
+        self.nodes = nodes  # nodes added since have only recent edges
         self.edges = len(alive)
+        self.recent: dict[int, list[int]] = {}
+        self.added = 0
+
+    def add(self, node: int, edge: int) -> None:
+        self.recent.setdefault(node, []).append(edge)
+        self.added += 1
+
+    def of(self, node: int) -> list[int]:
+        """One node's edges, in edge index order."""
+        found = self.ids[self.ptr[node] : self.ptr[node + 1]].tolist() if node < self.nodes else []
+        return found + self.recent.get(node, [])
 
     def gather(self, nodes: list[int]) -> list[int]:
-        """The out-edges of `nodes` (node by node, in that order) as of the build."""
+        """The edges of all of `nodes`, in edge index order."""
         wanted = np.array(nodes, dtype=np.int64)
-        wanted = wanted[wanted < self.nodes]  # nodes added since have no edges here
-        starts = self.ptr[wanted]
-        counts = self.ptr[wanted + 1] - starts
+        wanted = wanted[wanted < self.nodes]
+        starts = self._ptr[wanted]
+        counts = self._ptr[wanted + 1] - starts
         ends = np.cumsum(counts)
         positions = np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
-        found: list[int] = self.ids[positions].tolist()
+        found: list[int] = self._ids[positions].tolist()
+        if self.recent:
+            found.extend(chain.from_iterable(self.recent[n] for n in self.recent.keys() & nodes))
+        found.sort()
         return found
