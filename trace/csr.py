@@ -50,7 +50,7 @@ class Adjacency:
         found = self.ids[self.ptr[node] : self.ptr[node + 1]].tolist() if node < self.nodes else []
         return found + self.recent.get(node, [])
 
-    def gather(self, nodes: list[int]) -> list[int]:
+    def gather(self, nodes: list[int]) -> npt.NDArray[np.int32]:
         """The edges of all of `nodes`, in edge index order."""
         wanted = np.array(nodes, dtype=np.int64)
         wanted = wanted[wanted < self.nodes]
@@ -58,8 +58,9 @@ class Adjacency:
         counts = self._ptr[wanted + 1] - starts
         ends = np.cumsum(counts)
         positions = np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
-        found: list[int] = self._ids[positions].tolist()
+        found: npt.NDArray[np.int32] = self._ids[positions]
         if self.recent:
-            found.extend(chain.from_iterable(self.recent[n] for n in self.recent.keys() & nodes))
+            more = list(chain.from_iterable(self.recent[n] for n in self.recent.keys() & nodes))
+            found = np.concatenate([found, np.array(more, dtype=np.int32)])
         found.sort()
         return found

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from operator import itemgetter
 
+import numpy as np
+import numpy.typing as npt
 import rustworkx as rx
 
 from lotledger.ledger.validation import lot_key
@@ -196,9 +198,19 @@ class TraceIndex:
         seqs.update(seq[e] for e in self.graph.out_edge_indices(node))
         return sorted(seqs)
 
-    def edge_columns(self, ids: list[int]) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+    def edge_columns(
+        self, ids: list[int] | npt.NDArray[np.int32]
+    ) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
         """Sources, targets and seqs of these edges, in order: three gathers in C (building a
         tuple per edge would cost as much again, and a query often needs only one column)."""
+        if isinstance(ids, np.ndarray):  # a closure's edges: numpy reads the arrays in place
+            if not len(ids):
+                return [], [], []
+            # (no view outlives this call, so the arrays can still grow)
+            src, dst, seq = (
+                np.frombuffer(c, dtype=c.typecode)[ids].tolist() for c in (self.edge_src, self.edge_dst, self.edge_seq)
+            )
+            return src, dst, seq
         if len(ids) < 2:  # itemgetter returns a bare value for one item and refuses none
             return [self.edge_src[i] for i in ids], [self.edge_dst[i] for i in ids], [self.edge_seq[i] for i in ids]
         get = itemgetter(*ids)

@@ -19,6 +19,8 @@ from decimal import Decimal
 from functools import cached_property
 from itertools import chain, repeat
 
+import numpy as np
+import numpy.typing as npt
 import rustworkx as rx
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -368,7 +370,7 @@ def _micros(when: datetime | None, default: int) -> int:
     return int(when.timestamp() * 1_000_000)
 
 
-_Closure = tuple[list[int], list[int], list[int]]  # nodes, their depths, edge indices
+_Closure = tuple[list[int], list[int], list[int] | npt.NDArray[np.int32]]  # nodes, their depths, edge indices
 
 
 def _closure(index: TraceIndex, start: int) -> _Closure:
@@ -435,7 +437,9 @@ def trace(
         nodes, depths, ids = _closure(index, start)
     else:
         nodes, depths, ids = _walk(index, start, forward, depth, since, until)
-    result = TraceResult(lot_key, direction, nodes, depths, ids, *index.edge_columns(ids), index.labels.__getitem__)
+    src, dst, seq = index.edge_columns(ids)
+    listed = ids.tolist() if isinstance(ids, np.ndarray) else ids
+    result = TraceResult(lot_key, direction, nodes, depths, listed, src, dst, seq, index.labels.__getitem__)
     if details:
         _add_details(index, result)
     result.elapsed_ms = (time.perf_counter() - started) * 1e3
