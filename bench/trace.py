@@ -13,7 +13,7 @@ reader (`LedgerRecords`). networkx holds the same graph (edges with their seqs) 
 the same traversal with the same algorithm. Each engine runs in its own process, so resident
 memory is its own.
 
-    python bench/trace.py [--lots 1000000] [--samples 500]
+    python bench/trace.py [--lots 1000000] [--samples 2000]
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def main() -> None:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lots", type=int, default=1_000_000)
-    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--engine", choices=["lotledger", "networkx"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine == "lotledger":
