@@ -9,7 +9,7 @@ same memory.
 
 The arrays are a copy of the graph at one moment: edges added since are kept beside them, and
 any removed edge drops them (rustworkx reuses removed edge indices), until TraceIndex
-rebuilds them (`TraceIndex.adjacency`).
+rebuilds them (`TraceIndex.refresh_adjacency`).
 """
 
 from __future__ import annotations
@@ -44,11 +44,6 @@ class Adjacency:
     def add(self, node: int, edge: int) -> None:
         self.recent.setdefault(node, []).append(edge)
         self.added += 1
-
-    def of(self, node: int) -> list[int]:
-        """One node's edges, in edge index order."""
-        found = self.ids[self.ptr[node] : self.ptr[node + 1]].tolist() if node < self.nodes else []
-        return found + self.recent.get(node, [])
 
     def gather(self, nodes: list[int]) -> npt.NDArray[np.int32]:
         """The edges of all of `nodes`, in edge index order."""

@@ -136,8 +136,7 @@ class TraceIndex:
         self._unit_ids: dict[str, int] = {}
         # Out- and in-edges as flat arrays for traversals (trace/csr.py), with the edges added
         # since they were built; None after an edge is removed, until rebuilt.
-        self.out_adj: Adjacency | None = None
-        self.in_adj: Adjacency | None = None
+        self._adjacency: tuple[Adjacency, Adjacency] | None = None
         # Sparse:
         self.recalled: dict[int, str] = {}  # lot node -> recall id: must not ship
         self.supplier_lots: dict[str, list[int]] = {}  # supplier lot code -> our lot nodes
@@ -218,20 +217,16 @@ class TraceIndex:
 
     def adjacency(self, forward: bool) -> Adjacency:
         """Out-edges (forward) or in-edges by node, built here if a removal dropped them."""
-        if self.out_adj is None or self.in_adj is None:
-            self.refresh_adjacency()
-        found = self.out_adj if forward else self.in_adj
-        assert found is not None
-        return found
+        out, into = self._adjacency or self.refresh_adjacency()
+        return out if forward else into
 
-    def refresh_adjacency(self) -> None:
+    def refresh_adjacency(self) -> tuple[Adjacency, Adjacency]:
         """Rebuild the edge arrays if there are none or many edges came since (about 0.3 s
         at three million edges; the live index calls this between batches)."""
-        for adj in (self.out_adj, self.in_adj):
-            if adj is None or adj.added > max(65_536, adj.edges // 8):
-                self.out_adj = Adjacency(self.edge_src, len(self.labels))
-                self.in_adj = Adjacency(self.edge_dst, len(self.labels))
-                return
+        if self._adjacency is None or self._adjacency[0].added > max(65_536, self._adjacency[0].edges // 8):
+            nodes = len(self.labels)
+            self._adjacency = (Adjacency(self.edge_src, nodes), Adjacency(self.edge_dst, nodes))
+        return self._adjacency
 
     def edge_list(self) -> list[tuple[int, int, int]]:
         """Every edge as (source, target, seq), in edge index order."""
@@ -279,9 +274,9 @@ class TraceIndex:
             for column in (self.edge_src, self.edge_dst, self.edge_seq, self.edge_amount, self.edge_unit):
                 column.extend([-1] * grow)
         self.edge_src[edge], self.edge_dst[edge], self.edge_seq[edge] = source, target, seq
-        if self.out_adj is not None and self.in_adj is not None:
-            self.out_adj.add(source, edge)
-            self.in_adj.add(target, edge)
+        if self._adjacency is not None:
+            self._adjacency[0].add(source, edge)
+            self._adjacency[1].add(target, edge)
         if flow is None or not _INT64[0] <= flow[1] <= _INT64[1]:
             self.edge_amount[edge], self.edge_unit[edge] = 0, -1
         else:
@@ -434,7 +429,7 @@ class TraceIndex:
                 if self.edge_seq[edge] == seq:
                     self.graph.remove_edge_from_index(edge)
                     self.edge_src[edge] = self.edge_dst[edge] = -1
-                    self.out_adj = self.in_adj = None
+                    self._adjacency = None
         return touched
 
     def _rederive(self, node: int) -> None:
