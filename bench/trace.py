@@ -185,8 +185,9 @@ def run_lotledger(n_lots: int, samples: int, tmp: Path) -> dict[str, Any]:
     res["snapshot_save_s"] = time.perf_counter() - t
     t = time.perf_counter()
     loaded = snaps.load(disk)
-    res["snapshot_load_s"] = time.perf_counter() - t
     assert loaded is not None and loaded.size == index.size
+    loaded.index.refresh_adjacency()  # as the server does before it answers: the index is ready
+    res["snapshot_load_s"] = time.perf_counter() - t
     del loaded
     index.refresh_adjacency()
     settle()  # as the server does once its index is loaded
@@ -303,7 +304,7 @@ def main() -> None:
     )
     rows.append(
         (
-            "restart: load the index snapshot",
+            "restart: load the index snapshot, build its edge arrays",
             f"{a['snapshot_load_s']:.1f} s ({a['snapshot_mib']:.0f} MiB; saved in {a['snapshot_save_s']:.1f} s)",
             f"({b['build_s'] / a['snapshot_load_s']:.1f}x faster than networkx builds)",
         )
