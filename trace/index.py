@@ -221,7 +221,7 @@ class TraceIndex:
         return out if forward else into
 
     def refresh_adjacency(self) -> tuple[Adjacency, Adjacency]:
-        """Rebuild the edge arrays if there are none or many edges came since (about 0.3 s
+        """Rebuild the edge arrays if there are none or many edges came since (about 0.5 s
         at three million edges; the live index calls this between batches)."""
         if self._adjacency is None or self._adjacency[0].added > max(65_536, self._adjacency[0].edges // 8):
             nodes = len(self.labels)
