@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ceilings import ed25519_verify_rate, lmdb_commit_rate, table  # noqa: E402
 from workload import mixed_records, setup_participants  # noqa: E402
 
-from lotledger.ledger.client import LedgerClient, StreamRefusal  # noqa: E402
+from lotledger.rpc.client import LedgerClient, StreamRefusal  # noqa: E402
 
 
 def unlimited(work: Path) -> list[str]:

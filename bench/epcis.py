@@ -27,7 +27,7 @@ from append import free_port, unlimited  # noqa: E402
 from ceilings import table  # noqa: E402
 from workload import mixed_records, setup_participants  # noqa: E402
 
-from lotledger.ledger.client import LedgerClient, StreamRefusal  # noqa: E402
+from lotledger.rpc.client import LedgerClient, StreamRefusal  # noqa: E402
 
 
 def epcis_document(n: int) -> dict[str, object]:

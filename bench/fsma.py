@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lotledger.cli.xlsx import XlsxWriter
-from lotledger.trace.fsma import CTES, FsmaBuilder
+from lotledger.trace.standards.fsma import CTES, FsmaBuilder
+from lotledger.trace.standards.xlsx import XlsxWriter
 from lotledger.v1 import records_pb2 as r
 
 GTINS = ["09520000000011", "09520000000028", "09520000000035", "09520000000042"]

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ceilings import table  # noqa: E402
 
-from lotledger.ledger import merkle  # noqa: E402
-from lotledger.ledger.entries import ZERO_HASH, build_entry  # noqa: E402
 from lotledger.ledger.log import Ledger  # noqa: E402
 from lotledger.ledger.store import Store, tree_key, u64  # noqa: E402
+from lotledger.ledger.tlog import merkle  # noqa: E402
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry  # noqa: E402
 from lotledger.signing.keys import SigningKey  # noqa: E402
 from lotledger.v1 import records_pb2  # noqa: E402
 

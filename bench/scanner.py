@@ -29,9 +29,9 @@ from append import free_port, unlimited  # noqa: E402
 from ceilings import lmdb_commit_rate, table  # noqa: E402
 from workload import setup_participants  # noqa: E402
 
-from lotledger.ledger.client import LedgerClient, StreamRefusal  # noqa: E402
+from lotledger.ledger.core.records import sign  # noqa: E402
 from lotledger.ledger.log import Ledger  # noqa: E402
-from lotledger.ledger.records import sign  # noqa: E402
+from lotledger.rpc.client import LedgerClient, StreamRefusal  # noqa: E402
 from lotledger.scanner_client import device  # noqa: E402
 from lotledger.scanner_client.gs1 import parse_scan  # noqa: E402
 from lotledger.scanner_client.station import Station  # noqa: E402
@@ -39,7 +39,7 @@ from lotledger.signing.keys import SigningKey  # noqa: E402
 from lotledger.v1 import records_pb2  # noqa: E402
 
 GTIN = "09520000000011"
-SCAN = sys.executable, "-m", "lotledger.scanner_client.cli"
+SCAN = sys.executable, "-m", "lotledger.cli.scan"
 
 
 def register(data: Path, admin_key: SigningKey, devices: dict[str, SigningKey]) -> None:

@@ -48,16 +48,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ceilings import ed25519_verify_rate  # noqa: E402
 from workload import mixed_records, setup_participants  # noqa: E402
 
-from lotledger.cli.export_cmd import export_bundle  # noqa: E402
-from lotledger.cli.verify_cmd import BundleSource, VerifyReport, verify_log  # noqa: E402
-from lotledger.ledger.bundle import BundleReader, BundleWriter  # noqa: E402
-from lotledger.ledger.client import LedgerClient  # noqa: E402
-from lotledger.ledger.entries import build_entry  # noqa: E402
+from lotledger.audit.export import export_bundle  # noqa: E402
+from lotledger.audit.verify import BundleSource, VerifyReport, verify_log  # noqa: E402
+from lotledger.ledger.core.records import sign  # noqa: E402
 from lotledger.ledger.log import Ledger  # noqa: E402
-from lotledger.ledger.records import sign  # noqa: E402
 from lotledger.ledger.store import Store  # noqa: E402
-from lotledger.ledger.verify import LogVerifier  # noqa: E402
-from lotledger.ledger.verify_hashes import HashVerifier, perfect_root  # noqa: E402
+from lotledger.ledger.tlog.bundle import BundleReader, BundleWriter  # noqa: E402
+from lotledger.ledger.tlog.entries import build_entry  # noqa: E402
+from lotledger.ledger.verify.hashes import HashVerifier, perfect_root  # noqa: E402
+from lotledger.ledger.verify.verifier import LogVerifier  # noqa: E402
+from lotledger.rpc.client import LedgerClient  # noqa: E402
 from lotledger.signing.keys import SigningKey  # noqa: E402
 from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, sign_note  # noqa: E402
 from lotledger.v1 import records_pb2  # noqa: E402

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import write_fan_outs  # noqa: E402
 from workload import setup_participants  # noqa: E402
 
-from lotledger.ledger.client import LedgerClient  # noqa: E402
 from lotledger.ledger.log import Ledger, LedgerConfig  # noqa: E402
-from lotledger.ledger.server import LedgerServer  # noqa: E402
+from lotledger.rpc.client import LedgerClient  # noqa: E402
+from lotledger.rpc.server import LedgerServer  # noqa: E402
 from lotledger.signing.keys import SigningKey  # noqa: E402
 from lotledger.signing.note import NoteVerifier  # noqa: E402
 

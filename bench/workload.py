@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.log import Ledger
-from lotledger.ledger.records import sign
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2
 

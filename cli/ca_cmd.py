@@ -18,8 +18,8 @@ import click
 
 from lotledger.cli.options import F, json_option
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
-from lotledger.ledger.server import LOG_KEY_PASSPHRASE_ENV, ServerTls, is_loopback
-from lotledger.ledger.validation import is_participant_id
+from lotledger.ledger.core.validation import is_participant_id
+from lotledger.rpc.server import LOG_KEY_PASSPHRASE_ENV, ServerTls, is_loopback
 from lotledger.signing.certs import CA_CERT, CA_KEY, DEFAULT_DAYS, CertificateAuthority, save_issued
 from lotledger.signing.keys import read_private_file
 

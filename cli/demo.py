@@ -13,8 +13,8 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.log import Ledger
-from lotledger.ledger.records import sign
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2 as r
 

@@ -13,14 +13,14 @@ from google.protobuf import json_format
 
 from lotledger.cli.options import client_options, connect, signer_options
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
-from lotledger.ledger.client import StreamRefusal
-from lotledger.ledger.epcis import ImportPlan, Problem, export_document, plan_import
+from lotledger.ledger.core.records import sign
+from lotledger.ledger.core.validation import lot_key
 from lotledger.ledger.errors import InvalidRecord
 from lotledger.ledger.log import AppendResult
-from lotledger.ledger.records import sign
-from lotledger.ledger.validation import lot_key
+from lotledger.rpc.client import StreamRefusal
 from lotledger.signing.keys import SigningKey
 from lotledger.trace.effects import event_time
+from lotledger.trace.standards.epcis import ImportPlan, Problem, export_document, plan_import
 from lotledger.v1 import records_pb2
 
 

@@ -19,8 +19,8 @@ import click
 
 from lotledger.cli.options import log_key_option, verifier_key_arg, witness_options, witness_quorum
 from lotledger.cli.output import emit_json, handles_errors, note
-from lotledger.ledger.client import Checkpointed, LedgerClient
 from lotledger.ledger.errors import StorageError
+from lotledger.rpc.client import Checkpointed, LedgerClient
 from lotledger.trace import evidence
 from lotledger.v1 import trace_pb2
 

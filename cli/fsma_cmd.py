@@ -21,10 +21,10 @@ import click
 
 from lotledger.cli.options import client_options, connect
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
-from lotledger.cli.xlsx import XlsxWriter
-from lotledger.ledger.client import LedgerClient
-from lotledger.trace.fsma import DATE, FsmaBuilder, Row
-from lotledger.trace.fsma import Filter as RowFilter
+from lotledger.rpc.client import LedgerClient
+from lotledger.trace.standards.fsma import DATE, FsmaBuilder, Row
+from lotledger.trace.standards.fsma import Filter as RowFilter
+from lotledger.trace.standards.xlsx import XlsxWriter
 from lotledger.v1 import records_pb2
 
 

@@ -1,6 +1,6 @@
 """`serve --config FILE` and `serve --print-config`: the limits file, read and shown.
 
-The limits themselves (keys, defaults, checks) live in lotledger.ledger.limits; this module
+The limits themselves (keys, defaults, checks) live in lotledger.rpc.limits; this module
 only reads the file and prints the effective values as TOML on stdout.
 """
 
@@ -14,7 +14,7 @@ import click
 
 from lotledger.cli.output import ExitCode, fail
 from lotledger.ledger.errors import ConfigError
-from lotledger.ledger.limits import Limits, limits_toml, parse_limits
+from lotledger.rpc.limits import Limits, limits_toml, parse_limits
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,9 +14,11 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
+from lotledger.audit.export import export_bundle
+from lotledger.audit.state_dir import StateDir
+from lotledger.audit.verify import BundleSource, DataDirSource, LiveSource, VerifyReport, verify_log
 from lotledger.cli import ca_cmd, epcis_cmd, evidence_cmd, fsma_cmd, monitor_cmd, tiles_cmd, trace_cmds, web_cmd
 from lotledger.cli.ca_cmd import log_key_passphrase, log_key_passphrase_option, serve_tls_options, server_tls
-from lotledger.cli.export_cmd import export_bundle
 from lotledger.cli.limits_config import limits_options, load_limits, print_limits
 from lotledger.cli.options import (
     DEFAULT_SERVER,
@@ -33,14 +35,13 @@ from lotledger.cli.options import (
 )
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
-from lotledger.cli.state_dir import StateDir
-from lotledger.cli.verify_cmd import BundleSource, DataDirSource, LiveSource, VerifyReport, verify_log
 from lotledger.cli.witness_cmd import witness
-from lotledger.ledger import merkle, policy
-from lotledger.ledger.client import StreamRefusal
+from lotledger.ledger.core import policy
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import ProofError
 from lotledger.ledger.log import AppendResult, Ledger, LedgerConfig
-from lotledger.ledger.records import sign
+from lotledger.ledger.tlog import merkle
+from lotledger.rpc.client import StreamRefusal
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.keys import SigningKey, VerifyKey
 from lotledger.signing.note import NoteSigner, NoteVerifier
@@ -176,7 +177,7 @@ def serve(
 ) -> None:
     """Serve a ledger over gRPC until SIGINT or SIGTERM. With --tls-cert, --tls-key and
     --client-ca: mTLS, every caller identified by its client certificate."""
-    from lotledger.ledger.server import LedgerServer
+    from lotledger.rpc.server import LedgerServer
 
     limits = load_limits(config_path)
     if print_config:
@@ -234,7 +235,7 @@ DEMO_ORIGIN = "demo.example.com/lotledger"
 
 def _load_demo(data_dir: Path) -> int:
     from lotledger.cli.demo import save_demo_keys, write_demo
-    from lotledger.ledger.server import load_log_key
+    from lotledger.rpc.server import load_log_key
 
     keys = data_dir / "keys"
     ledger = Ledger(data_dir, load_log_key(keys / "log.key"))

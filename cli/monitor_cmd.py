@@ -33,14 +33,14 @@ from typing import Any
 
 import click
 
+from lotledger.audit.state_dir import StateDir, sync_dir
+from lotledger.audit.verify import LiveSource, verify_log
 from lotledger.cli.options import connect, log_key_option, server_option, verifier_key_arg
 from lotledger.cli.output import ExitCode, Progress, fail, handles_errors, note
-from lotledger.cli.state_dir import StateDir, sync_dir
-from lotledger.cli.verify_cmd import LiveSource, verify_log
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import LedgerError, StorageError, VerificationFailed
-from lotledger.ledger.verify import open_signed_checkpoint
-from lotledger.ledger.verify_state import FORK_REASONS, VerifierState, check_extends
+from lotledger.ledger.verify.state import FORK_REASONS, VerifierState, check_extends
+from lotledger.ledger.verify.verifier import open_signed_checkpoint
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.note import NoteVerifier
 
 EVIDENCE_HEADER = "lotledger fork evidence"

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import click
 
 from lotledger.cli.output import ExitCode, fail
-from lotledger.ledger.client import ClientTls, LedgerClient
-from lotledger.ledger.witnessing import WitnessTarget
+from lotledger.ledger.witness.submitter import WitnessTarget
+from lotledger.rpc.client import ClientTls, LedgerClient
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.errors import InvalidKey
 from lotledger.signing.note import NoteVerifier

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from google.protobuf import json_format
 
 from lotledger.cli.output import ExitCode, fail
-from lotledger.ledger.records import sign
+from lotledger.ledger.core.records import sign
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2
 

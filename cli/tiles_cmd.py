@@ -34,10 +34,10 @@ import click
 
 from lotledger.cli.options import client_options, connect, verifier_key_arg
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors
-from lotledger.ledger import tiles
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import StorageError, VerificationFailed
-from lotledger.ledger.verify import check_consistency, open_signed_checkpoint
+from lotledger.ledger.tlog import tiles
+from lotledger.ledger.verify.verifier import check_consistency, open_signed_checkpoint
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.errors import SigningError
 from lotledger.signing.note import Checkpoint, NoteVerifier, parse_note
 

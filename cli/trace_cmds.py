@@ -16,11 +16,11 @@ from google.protobuf.message import Message
 from lotledger.cli.evidence_cmd import consistent_recall, evidence_option, write_evidence
 from lotledger.cli.options import client_options, connect, key_option, participant_option
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
-from lotledger.ledger.client import LedgerClient
-from lotledger.ledger.records import sign
-from lotledger.ledger.validation import parse_lot_key
+from lotledger.ledger.core.records import sign
+from lotledger.ledger.core.validation import parse_lot_key
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.keys import SigningKey
-from lotledger.trace.recall_report import CONSIGNMENT_COLUMNS, consignment_rows
+from lotledger.trace.standards.recall_report import CONSIGNMENT_COLUMNS, consignment_rows
 from lotledger.v1 import records_pb2, trace_pb2
 
 

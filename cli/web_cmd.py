@@ -11,7 +11,7 @@ import click
 
 from lotledger.cli.options import connect, log_key_option, server_option, verifier_key_arg
 from lotledger.cli.output import ExitCode, fail, handles_errors, note
-from lotledger.ledger.server import is_loopback
+from lotledger.rpc.server import is_loopback
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 

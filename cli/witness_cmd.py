@@ -36,7 +36,7 @@ import click
 from lotledger.cli.options import verifier_key_arg
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 from lotledger.ledger.errors import StorageError, WitnessError
-from lotledger.ledger.witness import Cosigned, ForkEvidence, Witness, state_from_json, state_to_json
+from lotledger.ledger.witness.state import Cosigned, ForkEvidence, Witness, state_from_json, state_to_json
 from lotledger.signing.cosignature import CosignatureSigner
 from lotledger.signing.errors import SigningError
 from lotledger.signing.keys import SigningKey

@@ -1,2 +1,3 @@
-"""The ledger: record validation and authorization, the hash chain, the Merkle tree and its
-proofs, the LMDB store with its group-commit writer, and the gRPC servicer over them."""
+"""The ledger: `core/` (pure rules and the one admission step), `tlog/` (pure Merkle math and
+log formats), `verify/` (pure verifiers), `witness/`, the LMDB environment (`store.py`) and the
+single group-commit writer with its reader (`log.py`)."""

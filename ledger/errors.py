@@ -2,7 +2,7 @@
 
 - `LedgerError`: the data is bad or not allowed (a client or a verifier must change something);
   each subclass carries a stable `reason` string and the gRPC status it maps to is chosen once,
-  in `lotledger.ledger.status`.
+  in `lotledger.rpc.status`.
 - `StorageError`: the store or the process failed; the data may be fine and a retry may work.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lotledger.ledger.witness import ForkEvidence
+    from lotledger.ledger.witness.state import ForkEvidence
 
 
 class LedgerError(Exception):

@@ -23,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lotledger.ledger import merkle
-from lotledger.ledger.admission import Admitted, authorize, precheck
-from lotledger.ledger.entries import ZERO_HASH, build_entry
+from lotledger.ledger.core.admission import Admitted, authorize, precheck
+from lotledger.ledger.core.policy import ADMIN_KINDS
+from lotledger.ledger.core.records import sign
+from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, decode_record
 from lotledger.ledger.errors import (
     Conflict,
     InvalidRecord,
@@ -36,11 +38,9 @@ from lotledger.ledger.errors import (
     StorageError,
     Unavailable,
 )
-from lotledger.ledger.policy import ADMIN_KINDS
-from lotledger.ledger.records import sign
-from lotledger.ledger.registry import Registry
 from lotledger.ledger.store import DEFAULT_MAP_SIZE, Store, cosignature_key, from_u64, tree_key, u64
-from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, parse_note, sign_note
 from lotledger.v1 import records_pb2

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lotledger.ledger.validation import is_participant_id
+from lotledger.ledger.core.validation import is_participant_id
 from lotledger.signing.keys import SigningKey
 
 KEY, PUB, CONFIG = "device.key", "device.key.pub", "device.json"

@@ -49,7 +49,7 @@ class ParsedScan:
     @property
     def lot_key(self) -> str:
         """The lot key of DESIGN section 3, or "" when the scan names no GTIN + lot."""
-        from lotledger.ledger.validation import lot_key
+        from lotledger.ledger.core.validation import lot_key
         from lotledger.v1 import records_pb2
 
         return lot_key(records_pb2.LotId(gtin=self.gtin, lot=self.lot)) if self.gtin and self.lot else ""

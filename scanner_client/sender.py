@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lotledger.ledger.client import ClientTls, LedgerClient, StreamRefusal
 from lotledger.ledger.errors import LedgerError, ResourceExhausted, StorageError, Unavailable
+from lotledger.rpc.client import ClientTls, LedgerClient, StreamRefusal
 from lotledger.scanner_client.spool import Spool
 
 log = logging.getLogger("lotledger.scan")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lotledger.ledger.records import sign
+from lotledger.ledger.core.records import sign
 from lotledger.scanner_client.device import Device
 from lotledger.scanner_client.gs1 import ParsedScan
 from lotledger.v1 import records_pb2

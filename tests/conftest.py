@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 from helpers import World, make_world
 
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.log import Ledger, LedgerConfig
-from lotledger.ledger.server import LedgerServer
+from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import time
 
 from helpers import new_record, registration, shipment, signed
 
-from lotledger.ledger import merkle
-from lotledger.ledger.entries import ZERO_HASH, build_entry
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, sign_note
 from lotledger.v1 import records_pb2

@@ -9,13 +9,13 @@ import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from lotledger.ledger import merkle
-from lotledger.ledger.admission import precheck
-from lotledger.ledger.bundle import BundleReader
-from lotledger.ledger.entries import decode_entry
+from lotledger.ledger.core.admission import precheck
 from lotledger.ledger.errors import LedgerError
-from lotledger.ledger.limits import parse_limits
-from lotledger.ledger.tlog_proof import parse_proof, verify_proof
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.bundle import BundleReader
+from lotledger.ledger.tlog.entries import decode_entry
+from lotledger.ledger.tlog.proof import parse_proof, verify_proof
+from lotledger.rpc.limits import parse_limits
 from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
 from lotledger.signing.cosignature import CosignatureVerifier, open_cosignatures
 from lotledger.signing.errors import SigningError
@@ -125,9 +125,9 @@ def seeds() -> dict[str, list[bytes]]:
     """A valid input per target, so mutation starts from something that parses."""
     from helpers import shipment
 
-    from lotledger.ledger.bundle import BundleWriter
-    from lotledger.ledger.entries import build_entry
-    from lotledger.ledger.records import sign
+    from lotledger.ledger.core.records import sign
+    from lotledger.ledger.tlog.bundle import BundleWriter
+    from lotledger.ledger.tlog.entries import build_entry
     from lotledger.signing.note import sign_note
 
     body = Checkpoint(ORIGIN, 5, bytes(32)).body()

@@ -13,10 +13,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import StorageError
 from lotledger.ledger.log import Ledger, LedgerConfig
-from lotledger.ledger.records import sign
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2
 
@@ -186,7 +186,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 def scan_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """`lotledger-scan ARGS` in a process of its own, as on a scanner device."""
     return subprocess.run(
-        [sys.executable, "-m", "lotledger.scanner_client.cli", *args],
+        [sys.executable, "-m", "lotledger.cli.scan", *args],
         input=stdin,
         capture_output=True,
         text=True,

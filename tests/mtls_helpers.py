@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import GTIN_A, GTIN_B
 
-from lotledger.ledger.client import ClientTls
+from lotledger.rpc.client import ClientTls
 from lotledger.signing.certs import CertificateAuthority, Issued, save_issued
 
 LOT_ACME = f"01/{GTIN_A}/10/L1"  # acme shipped it to the plant

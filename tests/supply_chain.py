@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.ledger.validation import lot_key
+from lotledger.ledger.core.validation import lot_key
 from lotledger.v1 import records_pb2
 
 T0 = 1_767_000_000  # seconds; a fixed start keeps chains reproducible

@@ -15,12 +15,12 @@ from datetime import date
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.ledger.validation import lot_key, timestamp_to_datetime
+from lotledger.ledger.core.validation import lot_key, timestamp_to_datetime
 from lotledger.trace.effects import CONSUME, QC_NAMES, QC_NONE, QC_PASS, SHIP, SHIPMENT, Effect, nano
-from lotledger.trace.fsma import IndexKdeContext, missing_kdes, record_lots
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.queries import quantity
 from lotledger.trace.records import in_force
+from lotledger.trace.standards.fsma import IndexKdeContext, missing_kdes, record_lots
 from lotledger.v1 import records_pb2
 
 RULES = {

@@ -42,7 +42,7 @@ from typing import NamedTuple, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.ledger.validation import lot_key
+from lotledger.ledger.core.validation import lot_key
 from lotledger.v1 import records_pb2
 
 SHIPMENT = "shipment:"

@@ -67,15 +67,15 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.ledger.admission import authorize, precheck
+from lotledger.ledger.core.admission import authorize, precheck
+from lotledger.ledger.core.policy import ADMIN_KINDS
+from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.validation import lot_key, timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
 from lotledger.ledger.log import check_correction
-from lotledger.ledger.merkle import leaf_hash
-from lotledger.ledger.policy import ADMIN_KINDS
-from lotledger.ledger.registry import Registry
-from lotledger.ledger.tlog_proof import format_proof, parse_proof, verify_proof
-from lotledger.ledger.validation import lot_key, timestamp_to_datetime
-from lotledger.ledger.verify import check_cosignatures, open_signed_checkpoint
+from lotledger.ledger.tlog.merkle import leaf_hash
+from lotledger.ledger.tlog.proof import format_proof, parse_proof, verify_proof
+from lotledger.ledger.verify.verifier import check_cosignatures, open_signed_checkpoint
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.note import Checkpoint, NoteVerifier
 from lotledger.trace.effects import CONSUME, PRODUCE, QC_CODES, QC_NAMES, RECEIVE, SHIP, SHIPMENT, effects, scan_effects

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import rustworkx as rx
 
-from lotledger.ledger.validation import lot_key
+from lotledger.ledger.core.validation import lot_key
 from lotledger.trace.csr import Adjacency
 from lotledger.trace.effects import CONSUME, QC_NONE, SHIP, SHIPMENT, Effect, effects, event_time, nano
 from lotledger.trace.records import Records, in_force

@@ -24,8 +24,8 @@ import numpy.typing as npt
 import rustworkx as rx
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from lotledger.ledger.core.validation import lot_key, timestamp_to_datetime
 from lotledger.ledger.errors import NotFound
-from lotledger.ledger.validation import lot_key, timestamp_to_datetime
 from lotledger.trace.effects import NANO, QC_CODES, QC_NAMES, SHIPMENT, Effect, effects
 from lotledger.trace.index import TraceIndex
 from lotledger.v1 import records_pb2

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
-from lotledger.cli.xlsx import XlsxWriter
+from lotledger.ledger.core.validation import parse_lot_key
 from lotledger.ledger.errors import (
     LedgerError,
     NotFound,
@@ -31,10 +31,17 @@ from lotledger.ledger.errors import (
     StorageError,
     Unauthenticated,
 )
-from lotledger.ledger.validation import parse_lot_key
 from lotledger.signing.note import NoteVerifier
 from lotledger.trace.alerts import RULES
-from lotledger.trace.recall_report import CONSIGNMENT_COLUMNS, Contact, Table, consignment_rows, lots_text, tables
+from lotledger.trace.standards.recall_report import (
+    CONSIGNMENT_COLUMNS,
+    Contact,
+    Table,
+    consignment_rows,
+    lots_text,
+    tables,
+)
+from lotledger.trace.standards.xlsx import XlsxWriter
 from lotledger.web.search import classify, from_gtin
 from lotledger.web.source import LedgerSource
 
@@ -51,7 +58,9 @@ CSP = (
 def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
     """The app over one ledger. `log_key` is the trust anchor the pages check proofs against:
     the operator gives it (as for `lotledger verify`); it never comes from the ledger."""
-    app = Flask("lotledger.web", root_path=str(HERE))
+    # instance_path given: Flask cannot find one for a module of a namespace package in an
+    # editable install (and the app keeps no instance files).
+    app = Flask("lotledger.web", root_path=str(HERE), instance_path=str(HERE / "instance"))
     app.config["JSON_SORT_KEYS"] = False
     app.jinja_env.globals["log_key"] = log_key.verifier_key
 
@@ -176,7 +185,7 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
     @app.get("/recall-fsma.xlsx")
     def recall_fsma() -> Response:
         from lotledger.cli.fsma_cmd import build, trace_lots, write_xlsx
-        from lotledger.trace.fsma import Filter
+        from lotledger.trace.standards.fsma import Filter
 
         lots, supplier_lots, reason = _recall_args()
         report = source.recall(lots, reason, supplier_lots)

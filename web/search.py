@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lotledger.ledger.core.validation import lot_key, parse_lot_key
 from lotledger.ledger.errors import InvalidRecord
-from lotledger.ledger.validation import lot_key, parse_lot_key
 from lotledger.scanner_client.gs1 import GS, ScanRefused, parse_scan
 from lotledger.v1 import records_pb2
 

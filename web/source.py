@@ -16,8 +16,8 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import NotFound, PermissionDenied
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.note import parse_note
 from lotledger.v1 import records_pb2, trace_pb2
 from lotledger.web.graph import trace_graph

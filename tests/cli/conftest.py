@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import run
 
 from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.server import LedgerServer
+from lotledger.rpc.server import LedgerServer
 
 
 @pytest.fixture

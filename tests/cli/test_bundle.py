@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from cli_helpers import run, shipments_file
 
-from lotledger.cli.verify_cmd import BundleSource, verify_log
-from lotledger.ledger.bundle import MAGIC
+from lotledger.audit.verify import BundleSource, verify_log
 from lotledger.ledger.errors import VerificationFailed
+from lotledger.ledger.tlog.bundle import MAGIC
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import NoteSigner, NoteVerifier, sign_note
 

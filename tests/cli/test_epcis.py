@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import jsonschema
 from cli_helpers import run
 
-from lotledger.ledger.client import LedgerClient
+from lotledger.rpc.client import LedgerClient
 from lotledger.v1 import records_pb2
 
 DATA = Path(__file__).parent.parent / "epcis" / "data"

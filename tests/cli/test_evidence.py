@@ -16,11 +16,11 @@ import pytest
 from cli_helpers import run
 
 from lotledger.cli.demo import demo_key
-from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import NotFound
 from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.records import sign
-from lotledger.ledger.server import LedgerServer
+from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import NoteSigner, NoteVerifier, sign_note
 from lotledger.v1 import records_pb2

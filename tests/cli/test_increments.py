@@ -17,12 +17,12 @@ from cli_helpers import run, shipments_file
 from forged_log import ForgedLog
 from helpers import revocation, signed
 
-from lotledger.cli.verify_cmd import BundleSource, verify_log
-from lotledger.ledger.bundle import MAGIC_INCREMENT, BundleWriter, Increment
+from lotledger.audit.verify import BundleSource, verify_log
+from lotledger.ledger.core.policy import ADMIN_KINDS
 from lotledger.ledger.errors import VerificationFailed
-from lotledger.ledger.policy import ADMIN_KINDS
-from lotledger.ledger.verify import LogVerifier
-from lotledger.ledger.verify_state import VerifierState, encode_state
+from lotledger.ledger.tlog.bundle import MAGIC_INCREMENT, BundleWriter, Increment
+from lotledger.ledger.verify.state import VerifierState, encode_state
+from lotledger.ledger.verify.verifier import LogVerifier
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import NoteSigner, NoteVerifier, sign_note
 from lotledger.v1 import records_pb2

@@ -21,8 +21,8 @@ from cli_helpers import run, shipments_file
 from helpers import free_port
 
 from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.server import LedgerServer
-from lotledger.ledger.verify_state import decode_state
+from lotledger.ledger.verify.state import decode_state
+from lotledger.rpc.server import LedgerServer
 from lotledger.signing.note import NoteVerifier, open_checkpoint
 
 

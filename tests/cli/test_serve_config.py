@@ -7,7 +7,7 @@ from pathlib import Path
 from cli_helpers import run
 
 from lotledger.cli.output import ExitCode
-from lotledger.ledger.limits import Limits, parse_limits
+from lotledger.rpc.limits import Limits, parse_limits
 
 
 def test_print_config_shows_the_defaults_as_toml() -> None:

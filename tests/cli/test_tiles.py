@@ -17,10 +17,10 @@ from types import SimpleNamespace
 import pytest
 from cli_helpers import run, shipments_file
 
-from lotledger.ledger import merkle, tiles
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.log import Ledger, LedgerConfig
-from lotledger.ledger.server import LedgerServer
+from lotledger.ledger.tlog import merkle, tiles
+from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_note
 

@@ -11,9 +11,10 @@ import pytest
 from cli_helpers import run
 from helpers import registration, shipment, signed
 
-from lotledger.ledger import merkle, verify_pipeline
-from lotledger.ledger.bundle import BundleWriter
-from lotledger.ledger.entries import ZERO_HASH, build_entry
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.bundle import BundleWriter
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
+from lotledger.ledger.verify import pipeline as verify_pipeline
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, sign_note
 from lotledger.v1 import records_pb2

@@ -26,8 +26,8 @@ import pytest
 from cli_helpers import run, shipments_file
 from helpers import free_port
 
-from lotledger.ledger.client import LedgerClient
-from lotledger.ledger.witness import format_add_checkpoint
+from lotledger.ledger.witness.state import format_add_checkpoint
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.cosignature import CosignatureVerifier, open_cosignatures
 from lotledger.signing.note import NoteVerifier, open_checkpoint, parse_note
 from lotledger.web.app import create_app
@@ -377,8 +377,8 @@ def test_the_log_keeps_only_cosignatures_that_verify_with_the_configured_key(tmp
     from helpers import make_world
 
     from lotledger.cli.witness_cmd import WitnessService, _Server
-    from lotledger.ledger.witness import Witness
-    from lotledger.ledger.witnessing import WitnessSubmitter, WitnessTarget
+    from lotledger.ledger.witness.state import Witness
+    from lotledger.ledger.witness.submitter import WitnessSubmitter, WitnessTarget
     from lotledger.signing.cosignature import CosignatureSigner
     from lotledger.signing.keys import SigningKey
 

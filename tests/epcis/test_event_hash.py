@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lotledger.ledger.epcis_hash import canonical_id, event_hash_id, prehash
+from lotledger.trace.standards.epcis_hash import canonical_id, event_hash_id, prehash
 
 DATA = Path(__file__).parent / "data"
 VECTORS = json.loads((DATA / "hash_vectors.json").read_text())["vectors"]

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from google.protobuf import json_format
 
-from lotledger.ledger.epcis import export_document, plan_import
+from lotledger.trace.standards.epcis import export_document, plan_import
 from lotledger.v1 import records_pb2
 
 DATA = Path(__file__).parent / "data"

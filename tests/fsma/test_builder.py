@@ -8,7 +8,7 @@ from datetime import date
 
 from fsma_records import LOT, Log, received, shipment
 
-from lotledger.trace.fsma import RECEIVING, SHIPPING, Filter, FsmaBuilder
+from lotledger.trace.standards.fsma import RECEIVING, SHIPPING, Filter, FsmaBuilder
 from lotledger.v1 import records_pb2 as r
 
 

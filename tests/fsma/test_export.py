@@ -18,11 +18,11 @@ from click.testing import CliRunner
 
 from lotledger.cli.demo import demo_key
 from lotledger.cli.main import main
-from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.records import sign
-from lotledger.ledger.server import LedgerServer
-from lotledger.trace.fsma import COLUMNS, CTES, DATE, INTEGER, NUMBER
+from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer
+from lotledger.trace.standards.fsma import COLUMNS, CTES, DATE, INTEGER, NUMBER
 from lotledger.v1 import records_pb2
 
 B1001 = "01/09520000000042/10/B-1001"

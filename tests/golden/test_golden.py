@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from lotledger.cli.main import main
-from lotledger.ledger.bundle import BundleReader, BundleWriter
-from lotledger.ledger.tiles import TileBuilder
+from lotledger.ledger.tlog.bundle import BundleReader, BundleWriter
+from lotledger.ledger.tlog.tiles import TileBuilder
 
 DATA = Path(__file__).parent / "data"
 VKEY = str(DATA / "log.vkey")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from helpers import ORIGIN, free_port, make_world, shipment, signed, start_server
 
-from lotledger.ledger.client import LedgerClient, StreamRefusal
 from lotledger.ledger.errors import LedgerError, StorageError
 from lotledger.ledger.log import AppendResult
 from lotledger.ledger.store import Store
-from lotledger.ledger.verify import LogVerifier, open_signed_checkpoint
+from lotledger.ledger.verify.verifier import LogVerifier, open_signed_checkpoint
+from lotledger.rpc.client import LedgerClient, StreamRefusal
 from lotledger.signing.note import NoteSigner, NoteVerifier
 
 

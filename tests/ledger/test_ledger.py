@@ -21,10 +21,10 @@ from helpers import (
     signed,
 )
 
-from lotledger.ledger import merkle
 from lotledger.ledger.errors import Conflict, InvalidRecord, PermissionDenied, Unauthenticated
 from lotledger.ledger.log import Ledger, LedgerConfig
-from lotledger.ledger.verify import LogVerifier
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.verify.verifier import LogVerifier
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import NoteVerifier, open_checkpoint
 from lotledger.v1 import records_pb2

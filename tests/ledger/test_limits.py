@@ -9,8 +9,8 @@ from dataclasses import fields
 import pytest
 
 from lotledger.ledger.errors import ConfigError, ResourceExhausted
-from lotledger.ledger.limits import Limits, limits_toml, parse_limits
-from lotledger.ledger.ratelimit import UNVERIFIED, ParticipantLimiter, TokenBucket
+from lotledger.rpc.limits import Limits, limits_toml, parse_limits
+from lotledger.rpc.ratelimit import UNVERIFIED, ParticipantLimiter, TokenBucket
 
 
 class Clock:

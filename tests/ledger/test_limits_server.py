@@ -18,11 +18,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from helpers import log_state, make_world, shipment, signed
 
-from lotledger.ledger.client import LedgerClient, StreamRefusal
 from lotledger.ledger.errors import NotFound, ResourceExhausted
-from lotledger.ledger.limits import Limits
 from lotledger.ledger.log import AppendResult, LedgerConfig
-from lotledger.ledger.server import SERVICE_NAME, LedgerServer
+from lotledger.rpc.client import LedgerClient, StreamRefusal
+from lotledger.rpc.limits import Limits
+from lotledger.rpc.server import SERVICE_NAME, LedgerServer
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from lotledger.v1 import records_pb2

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from lotledger.ledger import merkle
 from lotledger.ledger.errors import ProofError
+from lotledger.ledger.tlog import merkle
 
 # The test tree of RFC 6962's reference implementation (certificate-transparency), and its
 # published roots for sizes 1..8.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from lotledger.ledger.errors import ProofError
-from lotledger.ledger.merkle import verify_consistency, verify_inclusion
+from lotledger.ledger.tlog.merkle import verify_consistency, verify_inclusion
 
 
 def vectors_dir() -> Path:

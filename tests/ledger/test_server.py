@@ -13,10 +13,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from helpers import log_state, new_record, quality_check, registration, revocation, shipment, signed
 
-from lotledger.ledger import merkle
-from lotledger.ledger.client import StreamRefusal
+from lotledger.ledger.core.validation import MAX_RECORD_BYTES
 from lotledger.ledger.log import AppendResult
-from lotledger.ledger.validation import MAX_RECORD_BYTES
+from lotledger.ledger.tlog import merkle
+from lotledger.rpc.client import StreamRefusal
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc

@@ -15,8 +15,8 @@ import grpc_testing
 import pytest
 from helpers import make_world
 
-from lotledger.ledger import merkle
-from lotledger.ledger.servicer import LedgerServicer
+from lotledger.ledger.tlog import merkle
+from lotledger.rpc.servicer import LedgerServicer
 from lotledger.trace.live import LiveIndex
 from lotledger.v1 import ledger_service_pb2 as pb
 

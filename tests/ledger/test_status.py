@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from lotledger.ledger import errors
-from lotledger.ledger.status import ERROR_OF, status_code, to_rpc_status
+from lotledger.rpc.status import ERROR_OF, status_code, to_rpc_status
 
 CASES = [
     (errors.RecordTooLarge("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),

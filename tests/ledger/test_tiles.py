@@ -9,10 +9,10 @@ import struct
 
 import pytest
 
-from lotledger.ledger import merkle, tiles
+from lotledger.ledger.core.validation import MAX_RECORD_BYTES
 from lotledger.ledger.errors import ProofError, RecordTooLarge, VerificationFailed
-from lotledger.ledger.tiles import ENTRIES, TileBuilder, TileId, TileReader
-from lotledger.ledger.validation import MAX_RECORD_BYTES
+from lotledger.ledger.tlog import merkle, tiles
+from lotledger.ledger.tlog.tiles import ENTRIES, TileBuilder, TileId, TileReader
 from lotledger.v1 import records_pb2
 
 

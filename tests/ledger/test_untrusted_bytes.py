@@ -9,9 +9,9 @@ from helpers import shipment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lotledger.ledger.admission import precheck
-from lotledger.ledger.entries import decode_entry
+from lotledger.ledger.core.admission import precheck
 from lotledger.ledger.errors import LedgerError
+from lotledger.ledger.tlog.entries import decode_entry
 from lotledger.signing.keys import SigningKey, sign_record
 from lotledger.v1 import records_pb2
 

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import GTIN_A, material_received, new_record, shipment
 
-from lotledger.ledger.errors import InvalidRecord, RecordTooLarge
-from lotledger.ledger.validation import (
+from lotledger.ledger.core.validation import (
     MAX_RECORD_BYTES,
     decode_record,
     gtin_check_digit_ok,
     lot_key,
     validate_record,
 )
+from lotledger.ledger.errors import InvalidRecord, RecordTooLarge
 from lotledger.v1 import records_pb2
 
 NOW = datetime.now(UTC) + timedelta(seconds=1)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, _Checker, gtin_check_digit_ok
 from lotledger.ledger.errors import InvalidRecord
-from lotledger.ledger.validation import DEFAULT_MAX_SKEW, _Checker, gtin_check_digit_ok
 
 
 def check_digit_by_definition(value: str) -> bool:

@@ -8,10 +8,10 @@ import time
 import pytest
 from helpers import registration, revocation, shipment, signed
 
-from lotledger.ledger import merkle
-from lotledger.ledger.entries import ZERO_HASH, build_entry
 from lotledger.ledger.errors import VerificationFailed
-from lotledger.ledger.verify import LogVerifier, check_consistency
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
+from lotledger.ledger.verify.verifier import LogVerifier, check_consistency
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint
 from lotledger.v1 import records_pb2

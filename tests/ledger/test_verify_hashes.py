@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from lotledger.ledger import merkle
-from lotledger.ledger.entries import ZERO_HASH, build_entry, decode_entry
 from lotledger.ledger.errors import VerificationFailed
-from lotledger.ledger.verify_hashes import CHUNK_LEVEL, HashVerifier, append_perfect, perfect_root
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry, decode_entry
+from lotledger.ledger.verify.hashes import CHUNK_LEVEL, HashVerifier, append_perfect, perfect_root
 from lotledger.signing.note import Checkpoint
 from lotledger.v1 import records_pb2
 

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 import pytest
 from helpers import registration, revocation, shipment, signed
 
-from lotledger.ledger import merkle, verify_pipeline
-from lotledger.ledger.entries import ZERO_HASH, build_entry
 from lotledger.ledger.errors import VerificationFailed
-from lotledger.ledger.verify import LogVerifier, Prechecked
-from lotledger.ledger.verify_pipeline import feed_all_parallel
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
+from lotledger.ledger.verify.pipeline import feed_all_parallel
+from lotledger.ledger.verify.verifier import LogVerifier, Prechecked
+from lotledger.ledger.verify import pipeline as verify_pipeline
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2
 

@@ -11,11 +11,11 @@ from forged_log import ORIGIN, correction_of
 from forged_log import ForgedLog as Log
 from helpers import registration, revocation, shipment, signed
 
-from lotledger.ledger import merkle
 from lotledger.ledger.errors import ProofError, VerificationFailed
-from lotledger.ledger.increment import frontier_from_last_leaf
-from lotledger.ledger.verify import LogVerifier
-from lotledger.ledger.verify_state import VerifierState, check_extends, decode_state, encode_state
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.verify.increment import frontier_from_last_leaf
+from lotledger.ledger.verify.state import VerifierState, check_extends, decode_state, encode_state
+from lotledger.ledger.verify.verifier import LogVerifier
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, open_checkpoint, sign_note
 from lotledger.v1 import records_pb2
@@ -155,9 +155,9 @@ def test_check_extends_names_rollbacks_and_forks() -> None:
 def test_an_increments_key_history_must_start_at_the_genesis_entry() -> None:
     """Only entry 0 may register an admin with that admin's own key. A key history that
     starts later (entry 0 left out) would otherwise let a self-signed admin in anywhere."""
-    from lotledger.ledger.bundle import KeyHistoryEntry
-    from lotledger.ledger.entries import build_entry
-    from lotledger.ledger.increment import KeyHistory
+    from lotledger.ledger.tlog.bundle import KeyHistoryEntry
+    from lotledger.ledger.tlog.entries import build_entry
+    from lotledger.ledger.verify.increment import KeyHistory
 
     admin, mallory = SigningKey.generate(), SigningKey.generate()
     tree = merkle.MemoryTree()

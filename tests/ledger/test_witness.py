@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from helpers import make_world, shipment, signed
 
-from lotledger.ledger import merkle
 from lotledger.ledger.errors import NotFound, VerificationFailed, WitnessError
 from lotledger.ledger.store import Store
-from lotledger.ledger.verify import check_cosignatures
-from lotledger.ledger.witness import (
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.verify.verifier import check_cosignatures
+from lotledger.ledger.witness.state import (
     EMPTY_ROOT,
     MAX_PROOF_LINES,
     Witness,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from helpers import free_port, make_world, registration, revocation, scan_cli, shipment, signed, start_server
 
-from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import PermissionDenied
-from lotledger.ledger.records import sign
+from lotledger.rpc.client import LedgerClient
 from lotledger.scanner_client import device
 from lotledger.scanner_client.gs1 import parse_scan
 from lotledger.scanner_client.sender import Sender
@@ -76,7 +76,7 @@ def test_offline_scans_arrive_once_in_order_even_when_the_sender_is_killed(tmp_p
     try:
         # Drain in small batches and kill the scanner process part-way through.
         sender = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.scanner_client.cli", "send", "--data-dir", str(scanner_dir),
+            [sys.executable, "-m", "lotledger.cli.scan", "send", "--data-dir", str(scanner_dir),
              "--server", f"127.0.0.1:{port}", "--batch", "5"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -150,9 +150,9 @@ def test_a_rate_limited_drain_is_retried_never_set_aside(tmp_path: Path) -> None
     """The server's per-participant append rate (RESOURCE_EXHAUSTED) is a "not now", like the
     server being away: the sender backs off and resends; no scan is kept aside as refused."""
     from lotledger.ledger.errors import ResourceExhausted
-    from lotledger.ledger.limits import Limits
     from lotledger.ledger.log import LedgerConfig
-    from lotledger.ledger.server import LedgerServer
+    from lotledger.rpc.limits import Limits
+    from lotledger.rpc.server import LedgerServer
 
     data_dir, scanner_dir = setup(tmp_path)
     server = LedgerServer(

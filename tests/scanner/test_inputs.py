@@ -120,7 +120,7 @@ def test_a_serial_scanner_on_a_tty(tmp_path: Path) -> None:
     master, slave = os.openpty()
     port = os.ttyname(slave)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lotledger.scanner_client.cli", "run", "--data-dir", str(scanner_dir),
+        [sys.executable, "-m", "lotledger.cli.scan", "run", "--data-dir", str(scanner_dir),
          "--station", "plant-7/dock-2", "--meaning", "receive", "--no-send", "--input", port, "--baud", "115200"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

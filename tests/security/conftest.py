@@ -12,10 +12,10 @@ import pytest
 from helpers import GTIN_B, make_world, material_received, quality_check, registration, shipment
 from mtls_helpers import Pki
 
-from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.records import sign
-from lotledger.ledger.server import LedgerServer, ServerTls
+from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer, ServerTls
 from lotledger.signing.certs import save_issued
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2

@@ -15,7 +15,7 @@ from cli_helpers import run
 from helpers import free_port
 from mtls_helpers import LOT_ACME, LOT_GLOBEX
 
-from lotledger.ledger import access
+from lotledger.ledger.core import access
 from lotledger.ledger.errors import PermissionDenied, Unauthenticated
 from lotledger.v1 import records_pb2
 

@@ -11,10 +11,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import registration, revocation, shipment
 from mtls_helpers import LOT_ACME, LOT_GLOBEX, expired
 
-from lotledger.ledger.client import ClientTls, LedgerClient, StreamRefusal
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import PermissionDenied, Unauthenticated, Unavailable
 from lotledger.ledger.log import Ledger
-from lotledger.ledger.records import sign
+from lotledger.rpc.client import ClientTls, LedgerClient, StreamRefusal
 from lotledger.signing.certs import CertificateAuthority, save_issued
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2
@@ -201,8 +201,8 @@ def test_limits_are_spent_by_the_certificate_identity(mtls: SimpleNamespace) -> 
     """With mTLS the append rate and stream slots are charged to the participant the client
     certificate names (checked equal to the submitter before); without it, to the owner of the
     key the signature verified with."""
-    from lotledger.ledger.access import OPEN, Caller
-    from lotledger.ledger.ratelimit import UNVERIFIED
+    from lotledger.ledger.core.access import OPEN, Caller
+    from lotledger.rpc.ratelimit import UNVERIFIED
 
     servicer = mtls.server.servicer
     admitted = mtls.server.ledger.precheck(sign(shipment("acme"), mtls.world.keys["acme"]))

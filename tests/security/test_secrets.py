@@ -12,8 +12,8 @@ import pytest
 from cli_helpers import run
 from mtls_helpers import Pki
 
-from lotledger.ledger.client import ClientTls
-from lotledger.ledger.server import LOG_KEY_PASSPHRASE_ENV, LedgerServer, ServerTls, is_loopback
+from lotledger.rpc.client import ClientTls
+from lotledger.rpc.server import LOG_KEY_PASSPHRASE_ENV, LedgerServer, ServerTls, is_loopback
 from lotledger.signing.errors import InvalidKey, KeyFileError
 from lotledger.signing.keys import SigningKey
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from helpers import ORIGIN
 from mtls_helpers import LOT_ACME, LOT_GLOBEX
 
-from lotledger.ledger.client import LedgerClient
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.note import NoteVerifier
 from lotledger.web.app import create_app
 from lotledger.web.source import LedgerSource

@@ -17,11 +17,11 @@ from google.protobuf import json_format
 from helpers import gtin, new_record
 from supply_chain import generate
 
-from lotledger.ledger.entries import ZERO_HASH, build_entry
+from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import ProofError, VerificationFailed
-from lotledger.ledger.merkle import MemoryTree, leaf_hash
-from lotledger.ledger.records import sign
-from lotledger.ledger.tlog_proof import HEADER, format_proof, parse_proof
+from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
+from lotledger.ledger.tlog.merkle import MemoryTree, leaf_hash
+from lotledger.ledger.tlog.proof import HEADER, format_proof, parse_proof
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, add_signatures, sign_note
 from lotledger.trace import queries, wire

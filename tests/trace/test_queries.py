@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from supply_chain import T0, bfs, effective, generate, reference_balance, reference_edges, reference_flows, reverse
 
-from lotledger.ledger.validation import lot_key
+from lotledger.ledger.core.validation import lot_key
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.queries import (
     UnknownLot,

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from helpers import make_world, shipment, signed
 
 from lotledger.cli.main import main
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import NotFound
 from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.server import LedgerServer
+from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer
 
 B1001 = "01/09520000000042/10/B-1001"
 MILK = "01/09520000000028/10/MK-201"

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from lotledger.cli.main import main
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.log import LedgerConfig
-from lotledger.ledger.server import LedgerServer
+from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer
 from lotledger.signing.note import NoteVerifier
 from lotledger.web.source import LedgerSource
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from lotledger.cli.main import main
-from lotledger.ledger import merkle
-from lotledger.ledger.client import LedgerClient
+from lotledger.ledger.tlog import merkle
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.note import NoteVerifier, open_checkpoint
 from lotledger.web.app import create_app
 from lotledger.web.source import LedgerSource

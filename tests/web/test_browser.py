@@ -318,9 +318,9 @@ def big_trace(tmp_path_factory: pytest.TempPathFactory, log_key: NoteVerifier) -
     from helpers import ORIGIN, make_world
     from waitress.server import create_server
 
-    from lotledger.ledger.client import LedgerClient
     from lotledger.ledger.log import LedgerConfig
-    from lotledger.ledger.server import LedgerServer
+    from lotledger.rpc.client import LedgerClient
+    from lotledger.rpc.server import LedgerServer
 
     world, ledger = make_world(tmp_path_factory.mktemp("big"))
     try:

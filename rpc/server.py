@@ -3,7 +3,7 @@
 Service names come from the generated descriptors, never typed by hand. With `tls` the
 server listens with TLS and requires a client certificate signed by the client CA (mTLS);
 the servicer then checks every call against the identity the certificate names
-(lotledger.ledger.access). Without it the transport is plaintext, which is meant for a
+(lotledger.ledger.core.access). Without it the transport is plaintext, which is meant for a
 loopback address (the demo, the tests): `is_loopback` tells, and anything else is logged as
 a warning here and refused by `lotledger serve` unless asked for.
 """
@@ -23,10 +23,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from lotledger.ledger.limits import Limits
 from lotledger.ledger.log import Ledger, LedgerConfig
-from lotledger.ledger.servicer import LedgerServicer
-from lotledger.ledger.witnessing import WitnessSubmitter, WitnessTarget
+from lotledger.ledger.witness.submitter import WitnessSubmitter, WitnessTarget
+from lotledger.rpc.limits import Limits
+from lotledger.rpc.servicer import LedgerServicer
 from lotledger.signing.errors import InvalidKey, KeyFileError
 from lotledger.signing.keys import SigningKey, read_private_file
 from lotledger.trace.live import LiveIndex

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from lotledger.ledger import merkle
-from lotledger.ledger.admission import Admitted, authorize, check_signature, precheck
-from lotledger.ledger.entries import ZERO_HASH, decode_entry
+from lotledger.ledger.core.admission import Admitted, authorize, check_signature, precheck
+from lotledger.ledger.core.policy import ADMIN_KINDS
+from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, decode_record, record_kind, timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
 from lotledger.ledger.log import check_correction
-from lotledger.ledger.policy import ADMIN_KINDS
-from lotledger.ledger.registry import Registry
-from lotledger.ledger.validation import DEFAULT_MAX_SKEW, decode_record, record_kind, timestamp_to_datetime
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import ZERO_HASH, decode_entry
 from lotledger.signing.cosignature import Cosignature, CosignatureVerifier, open_cosignatures
 from lotledger.signing.errors import SigningError
 from lotledger.signing.note import Checkpoint, NoteVerifier, open_checkpoint

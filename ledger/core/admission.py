@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lotledger.ledger.errors import InvalidRecord, RecordTooLarge, Unauthenticated
-from lotledger.ledger.registry import Registry
-from lotledger.ledger.validation import (
+from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.validation import (
     DEFAULT_MAX_SKEW,
     MAX_RECORD_BYTES,
     decode_record,
     record_kind,
     validate_record,
 )
+from lotledger.ledger.errors import InvalidRecord, RecordTooLarge, Unauthenticated
 from lotledger.signing.errors import SigningError
 from lotledger.signing.keys import verify_record
 from lotledger.v1 import records_pb2

@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from lotledger.ledger import merkle
-from lotledger.ledger.bundle import BundleReader, Increment, KeyHistoryEntry
-from lotledger.ledger.client import LedgerClient
-from lotledger.ledger.entries import ZERO_HASH, decode_entry
 from lotledger.ledger.errors import NotFound, StorageError, VerificationFailed
-from lotledger.ledger.increment import KeyHistory, open_increment, registry_difference
 from lotledger.ledger.store import Store, from_u64, u64
-from lotledger.ledger.verify import LogVerifier, check_consistency, check_cosignatures, open_signed_checkpoint
-from lotledger.ledger.verify_hashes import HashVerifier
-from lotledger.ledger.verify_pipeline import PARALLEL_MIN_ENTRIES, default_workers, feed_all_parallel
-from lotledger.ledger.verify_state import VerifierState, check_extends
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.bundle import BundleReader, Increment, KeyHistoryEntry
+from lotledger.ledger.tlog.entries import ZERO_HASH, decode_entry
+from lotledger.ledger.verify.hashes import HashVerifier
+from lotledger.ledger.verify.increment import KeyHistory, open_increment, registry_difference
+from lotledger.ledger.verify.pipeline import PARALLEL_MIN_ENTRIES, default_workers, feed_all_parallel
+from lotledger.ledger.verify.state import VerifierState, check_extends
+from lotledger.ledger.verify.verifier import LogVerifier, check_consistency, check_cosignatures, open_signed_checkpoint
+from lotledger.rpc.client import LedgerClient
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.note import Checkpoint, NoteVerifier
 

@@ -1,6 +1,6 @@
 """The gRPC servicer: converts protobuf to domain calls and back, nothing else.
 
-Errors leave through one table (lotledger.ledger.status). Limits (lotledger.ledger.limits)
+Errors leave through one table (lotledger.rpc.status). Limits (lotledger.rpc.limits)
 are enforced here: the append rate and open streams per participant, records per message
 and per stream, idle and stalled streams. AppendStream pipelines: requests
 are prechecked (parse, validate, verify) on a small shared pool so both cores verify, queued
@@ -19,9 +19,9 @@ from typing import Any
 
 import grpc
 
-from lotledger.ledger import access
-from lotledger.ledger.access import Caller
-from lotledger.ledger.admission import Admitted
+from lotledger.ledger.core import access
+from lotledger.ledger.core.access import Caller
+from lotledger.ledger.core.admission import Admitted
 from lotledger.ledger.errors import (
     InvalidRecord,
     LedgerError,
@@ -30,10 +30,10 @@ from lotledger.ledger.errors import (
     ResourceExhausted,
     StorageError,
 )
-from lotledger.ledger.limits import Limits
 from lotledger.ledger.log import AppendResult, Ledger
-from lotledger.ledger.ratelimit import UNVERIFIED, ParticipantLimiter
-from lotledger.ledger.status import reason_of, status_code, to_rpc_status
+from lotledger.rpc.limits import Limits
+from lotledger.rpc.ratelimit import UNVERIFIED, ParticipantLimiter
+from lotledger.rpc.status import reason_of, status_code, to_rpc_status
 from lotledger.trace import queries, wire
 from lotledger.trace.effects import SHIPMENT, effects
 from lotledger.trace.index import TraceIndex
@@ -67,9 +67,9 @@ def _error_pb(e: BaseException) -> pb.AppendError:
 
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
     """`mtls`: the server requires client certificates, so every call is checked against the
-    identity its certificate names (lotledger.ledger.access); without it, as on the plaintext
+    identity its certificate names (lotledger.ledger.core.access); without it, as on the plaintext
     loopback demo, every caller may read everything and only signatures authorize writes.
-    `limits`: message sizes, rates and stream bounds (lotledger.ledger.limits)."""
+    `limits`: message sizes, rates and stream bounds (lotledger.rpc.limits)."""
 
     def __init__(
         self,
@@ -92,7 +92,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def _abort(self, context: grpc.ServicerContext, error: Exception) -> Any:
         context.abort_with_status(to_rpc_status(error))
 
-    # ---- who is calling (lotledger.ledger.access holds the rules) -------------------------
+    # ---- who is calling (lotledger.ledger.core.access holds the rules) -------------------------
 
     def _caller(self, context: grpc.ServicerContext) -> Caller:
         def role_of(participant: str) -> str | None:

@@ -36,9 +36,9 @@ from typing import NamedTuple, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.validation import lot_key
 from lotledger.ledger.errors import LedgerError
-from lotledger.ledger.registry import Registry
-from lotledger.ledger.validation import lot_key
 from lotledger.trace.effects import NANO, PRODUCE, SHIPMENT, effects, nano
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.records import in_force

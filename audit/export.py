@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lotledger.cli.output import ExitCode, fail
-from lotledger.ledger.bundle import BundleWriter, Increment
-from lotledger.ledger.client import LedgerClient
 from lotledger.ledger.errors import NotFound, StorageError
+from lotledger.ledger.tlog.bundle import BundleWriter, Increment
+from lotledger.rpc.client import LedgerClient
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from typing import Any
 
+from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, MAX_MESSAGE_BYTES, MAX_RECORD_BYTES
 from lotledger.ledger.errors import ConfigError
-from lotledger.ledger.validation import DEFAULT_MAX_SKEW, MAX_MESSAGE_BYTES, MAX_RECORD_BYTES
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from google.protobuf.message import DecodeError
 
-from lotledger.ledger import merkle
-from lotledger.ledger.entries import ZERO_HASH, decode_entry
-from lotledger.ledger.verify import check_tree
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import ZERO_HASH, decode_entry
+from lotledger.ledger.verify.verifier import check_tree
 from lotledger.signing.note import Checkpoint
 from lotledger.v1 import records_pb2
 

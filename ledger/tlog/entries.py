@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from lotledger.ledger.errors import VerificationFailed
-from lotledger.ledger.merkle import leaf_hash
+from lotledger.ledger.tlog.merkle import leaf_hash
 from lotledger.v1 import records_pb2
 
 ZERO_HASH = bytes(32)

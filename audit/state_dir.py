@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lotledger.cli.output import ExitCode, fail
-from lotledger.ledger.verify_state import VerifierState, decode_state, encode_state
+from lotledger.ledger.verify.state import VerifierState, decode_state, encode_state
 from lotledger.signing.note import NoteVerifier
 
 STATE_FILE = "verifier.state"

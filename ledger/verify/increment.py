@@ -27,14 +27,14 @@ from datetime import timedelta
 
 from google.protobuf.message import DecodeError
 
-from lotledger.ledger import merkle
-from lotledger.ledger.admission import authorize, precheck
-from lotledger.ledger.bundle import Increment, KeyHistoryEntry
+from lotledger.ledger.core.admission import authorize, precheck
+from lotledger.ledger.core.policy import ADMIN_KINDS
+from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
-from lotledger.ledger.policy import ADMIN_KINDS
-from lotledger.ledger.registry import Registry
-from lotledger.ledger.validation import DEFAULT_MAX_SKEW, timestamp_to_datetime
-from lotledger.ledger.verify import SeenRecord, check_consistency, open_signed_checkpoint
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.bundle import Increment, KeyHistoryEntry
+from lotledger.ledger.verify.verifier import SeenRecord, check_consistency, open_signed_checkpoint
 from lotledger.signing.note import Checkpoint, NoteVerifier
 from lotledger.v1 import records_pb2
 

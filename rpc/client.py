@@ -17,10 +17,10 @@ from typing import TypeVar
 
 import grpc
 
+from lotledger.ledger.core.validation import MAX_MESSAGE_BYTES
 from lotledger.ledger.errors import LedgerError, ResourceExhausted, StorageError, Unavailable
 from lotledger.ledger.log import AppendResult
-from lotledger.ledger.status import from_rpc_error
-from lotledger.ledger.validation import MAX_MESSAGE_BYTES
+from lotledger.rpc.status import from_rpc_error
 from lotledger.signing.errors import KeyFileError
 from lotledger.signing.keys import read_private_file
 from lotledger.v1 import ledger_service_pb2 as pb
@@ -254,7 +254,7 @@ def _result(r: pb.AppendResult) -> AppendResult:
 
 
 def _stream_error(err: pb.AppendError) -> LedgerError:
-    from lotledger.ledger.status import ERROR_OF, LIMIT_REASONS
+    from lotledger.rpc.status import ERROR_OF, LIMIT_REASONS
 
     code = getattr(grpc.StatusCode, err.code, grpc.StatusCode.UNKNOWN)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and err.reason in LIMIT_REASONS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from lotledger.trace.fsma import TEXT
+from lotledger.trace.standards.fsma import TEXT
 from lotledger.v1 import trace_pb2
 
 

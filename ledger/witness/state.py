@@ -39,8 +39,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lotledger.ledger import merkle
 from lotledger.ledger.errors import ProofError, WitnessError
+from lotledger.ledger.tlog import merkle
 from lotledger.signing.cosignature import CosignatureSigner
 from lotledger.signing.errors import InvalidNote
 from lotledger.signing.note import Checkpoint, NoteVerifier, open_note, parse_note

@@ -8,7 +8,7 @@ with no such URI, its subject CN. A certificate naming two different participant
 Writes. The identity must equal the record's submitter (even with a valid signature by the
 submitter's key: a stolen key alone does not let another partner write), and an admin record
 (ParticipantRegistered, KeyRevoked, LocationRegistered) needs a caller whose registered role
-is admin, on top of the signature policy (lotledger.ledger.policy).
+is admin, on top of the signature policy (lotledger.ledger.core.policy).
 
 Reads (the rule, in one place):
 
@@ -47,8 +47,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from lotledger.ledger.core.policy import ADMIN_KINDS
 from lotledger.ledger.errors import PermissionDenied, Unauthenticated
-from lotledger.ledger.policy import ADMIN_KINDS
 from lotledger.v1 import records_pb2
 
 PARTICIPANT_URI_PREFIX = "lotledger:participant:"  # the same prefix lotledger.signing.certs writes

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from lotledger.ledger import policy
+from lotledger.ledger.core import policy
 from lotledger.ledger.errors import Conflict, InvalidRecord, PermissionDenied, Unauthenticated
 from lotledger.signing.keys import key_id as compute_key_id
 from lotledger.v1 import records_pb2

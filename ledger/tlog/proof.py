@@ -22,8 +22,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lotledger.ledger import merkle
 from lotledger.ledger.errors import ProofError
+from lotledger.ledger.tlog import merkle
 from lotledger.signing.note import Checkpoint
 
 HEADER = "c2sp.org/tlog-proof@v1"

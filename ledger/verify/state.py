@@ -40,10 +40,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lotledger.ledger import merkle
+from lotledger.ledger.core.registry import KeyInfo, Location, Participant, Registry
 from lotledger.ledger.errors import LedgerError, VerificationFailed
-from lotledger.ledger.registry import KeyInfo, Location, Participant, Registry
-from lotledger.ledger.verify import LogVerifier, SeenRecord, check_consistency, open_signed_checkpoint
+from lotledger.ledger.tlog import merkle
+from lotledger.ledger.verify.verifier import LogVerifier, SeenRecord, check_consistency, open_signed_checkpoint
 from lotledger.signing.note import Checkpoint, NoteVerifier
 
 FORMAT = "lotledger-verifier-state/1"

@@ -40,10 +40,10 @@ from datetime import timedelta
 
 from google.protobuf.message import DecodeError
 
-from lotledger.ledger.admission import check_signature, precheck
+from lotledger.ledger.core.admission import check_signature, precheck
+from lotledger.ledger.core.validation import timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, StorageError
-from lotledger.ledger.validation import timestamp_to_datetime
-from lotledger.ledger.verify import LogVerifier, Prechecked
+from lotledger.ledger.verify.verifier import LogVerifier, Prechecked
 from lotledger.signing.errors import SigningError
 from lotledger.signing.keys import key_id
 from lotledger.v1 import records_pb2

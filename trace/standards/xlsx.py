@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from xml.sax.saxutils import escape, quoteattr
 
-from lotledger.trace.fsma import DATE, INTEGER, TEXT
+from lotledger.trace.standards.fsma import DATE, INTEGER, TEXT
 
 _EXCEL_EPOCH = date(1899, 12, 30).toordinal()
 _CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)}  # not allowed in XML 1.0

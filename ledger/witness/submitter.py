@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from lotledger.ledger.errors import LedgerError, StorageError, Unavailable
 from lotledger.ledger.log import Ledger, SignedCheckpoint
-from lotledger.ledger.witness import format_add_checkpoint
+from lotledger.ledger.witness.state import format_add_checkpoint
 from lotledger.signing.cosignature import CosignatureVerifier, open_cosignatures
 from lotledger.signing.errors import SigningError
 

@@ -42,7 +42,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 from urllib.parse import quote, unquote
 
-from lotledger.ledger.epcis_hash import (
+from lotledger.ledger.core.validation import lot_key, parse_lot_key
+from lotledger.ledger.errors import EpcisUnmappable, InvalidRecord
+from lotledger.trace.standards.epcis_hash import (
     DL,
     canonical_id,
     event_hash_id,
@@ -50,8 +52,6 @@ from lotledger.ledger.epcis_hash import (
     parse_time,
     vocab_word,
 )
-from lotledger.ledger.errors import EpcisUnmappable, InvalidRecord
-from lotledger.ledger.validation import lot_key, parse_lot_key
 from lotledger.v1 import records_pb2
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"

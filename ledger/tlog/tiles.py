@@ -35,8 +35,8 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from lotledger.ledger import merkle
 from lotledger.ledger.errors import ProofError, RecordTooLarge, VerificationFailed
+from lotledger.ledger.tlog import merkle
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
