@@ -15,9 +15,9 @@ from helpers import registration, revocation, shipment, signed
 from lotledger.ledger.errors import VerificationFailed
 from lotledger.ledger.tlog import merkle
 from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
+from lotledger.ledger.verify import pipeline as verify_pipeline
 from lotledger.ledger.verify.pipeline import feed_all_parallel
 from lotledger.ledger.verify.verifier import LogVerifier, Prechecked
-from lotledger.ledger.verify import pipeline as verify_pipeline
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import records_pb2
 
