@@ -29,7 +29,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -147,6 +146,7 @@ def sample_keys(n_lots: int, samples: int) -> tuple[list[str], list[str]]:
 
 
 def run_lotledger(n_lots: int, samples: int, tmp: Path) -> dict[str, Any]:
+    from lotledger.ledger.log import LogReader
     from lotledger.ledger.store import Store, u64
     from lotledger.trace.index import TraceIndex
     from lotledger.trace.live import settle
@@ -175,7 +175,7 @@ def run_lotledger(n_lots: int, samples: int, tmp: Path) -> dict[str, Any]:
             entry = records_pb2.Entry()
             entry.signed_record.record_bytes = r.SerializeToString()
             store.put(txn, "entries", u64(seq), entry.SerializeToString())
-    index.records = disk = LedgerRecords(SimpleNamespace(store=store))  # type: ignore[arg-type]
+    index.records = disk = LedgerRecords(LogReader(store))
     del records, source
     gc.collect()
 

@@ -16,25 +16,23 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lotledger.ledger.core.admission import Admitted, authorize, precheck
+from lotledger.ledger.core.admission import Admitted, DuplicateRecordId, Seen, admit, precheck
 from lotledger.ledger.core.policy import ADMIN_KINDS
 from lotledger.ledger.core.records import sign
 from lotledger.ledger.core.registry import Registry
 from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, decode_record
 from lotledger.ledger.errors import (
     Conflict,
-    InvalidRecord,
     LedgerError,
     NotFound,
     OutOfRange,
-    PermissionDenied,
     StorageError,
     Unavailable,
 )
@@ -104,6 +102,7 @@ class Ledger:
         if stored_pub is not None and stored_pub != log_key.public.raw:
             raise StorageError("the log key does not match the key this ledger was initialized with")
         self._signer = NoteSigner(self.origin, log_key)
+        self.reader = LogReader(self.store)
         self._load_state()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Guards `_closed` against enqueue: nothing may be queued after _STOP, or it would
@@ -372,26 +371,33 @@ class Ledger:
         frontier: list[bytes],
         batch_ids: dict[str, tuple[bytes, AppendResult]],
     ) -> AppendResult:
-        """Authorize and append one record inside the open transaction. `frontier` is
-        updated in place. Raises LedgerError and writes nothing for a refused record."""
+        """Admit (ledger/core/admission.py, as every verifier does) and append one record inside
+        the open transaction. `frontier` is updated in place. Raises LedgerError and writes
+        nothing for a refused record."""
         record, signed = admitted.record, admitted.signed
         rid = record.record_id
-        earlier = batch_ids.get(rid) or self._existing(txn, rid)
-        if earlier is not None:
-            earlier_bytes, earlier_result = earlier
-            if earlier_bytes == signed.record_bytes:
-                return AppendResult(earlier_result.seq, earlier_result.leaf_hash, earlier_result.received_at_ns, True)
+
+        def earlier(record_id: str) -> Seen | None:
+            found = batch_ids.get(record_id) or self._existing(txn, record_id)
+            if found is None:
+                return None
+            original = decode_record(found[0])
+            return Seen(original.submitter, original.WhichOneof("body") or "")
+
+        try:
+            admit(admitted, seq, registry, earlier)
+        except DuplicateRecordId:
+            first_bytes, first = batch_ids.get(rid) or self._existing(txn, rid) or (b"", None)
+            if first is None:
+                raise
+            if first_bytes == signed.record_bytes:  # a client's retry: answered as the first time
+                return AppendResult(first.seq, first.leaf_hash, first.received_at_ns, True)
             raise Conflict(
-                f"record_id {rid!r} is already used by entry {earlier_result.seq} with different content; "
+                f"record_id {rid!r} is already used by entry {first.seq} with different content; "
                 "use a new record_id, or a Correction to amend that record",
                 reason="RECORD_ID_CONFLICT",
                 field="record.record_id",
-            )
-        authorize(admitted, registry)
-        if admitted.kind == "correction":
-            self._check_correction(txn, record, registry, batch_ids)
-        if admitted.kind in ADMIN_KINDS:
-            registry.check_and_apply(record, seq)
+            ) from None
         entry_bytes = build_entry(seq, prev_hash, received_ns, signed)
         leaf = merkle.leaf_hash(entry_bytes)
         new_frontier, nodes = merkle.append_leaf(frontier, seq, leaf)
@@ -415,20 +421,6 @@ class Ledger:
         leaf = self.store.get(txn, "tree", tree_key(0, seq)) or b""
         return entry.signed_record.record_bytes, AppendResult(seq, leaf, entry.received_at.ToNanoseconds())
 
-    def _check_correction(
-        self, txn: Any, record: records_pb2.Record, registry: Registry, batch_ids: dict[str, tuple[bytes, AppendResult]]
-    ) -> None:
-        target = record.correction.corrects_record_id
-        found = batch_ids.get(target) or self._existing(txn, target)
-        if found is None:
-            raise InvalidRecord(
-                f"correction.corrects_record_id: no record {target!r} in the log",
-                reason="UNKNOWN_RECORD",
-                field="correction.corrects_record_id",
-            )
-        original = decode_record(found[0])
-        check_correction(record, original.WhichOneof("body") or "", original.submitter, registry)
-
     def _sign_checkpoint(self, size: int, root_hash: bytes) -> SignedCheckpoint:
         body = Checkpoint(self.origin, size, root_hash).body()
         return SignedCheckpoint(size, root_hash, sign_note(body, self._signer))
@@ -448,11 +440,10 @@ class Ledger:
 
     def seq_of(self, record_id: str) -> int:
         """Raises NotFound."""
-        with self.store.read() as txn:
-            raw = self.store.get(txn, "record_ids", record_id.encode())
-        if raw is None:
+        seq = self.reader.seq_of(record_id)
+        if seq is None:
             raise NotFound(f"no record with record_id {record_id!r}", field="record_id")
-        return from_u64(raw)
+        return seq
 
     def entries(self, start: int, end: int, batch_bytes: int = 1 << 20) -> Iterator[tuple[int, list[bytes]]]:
         """Entries [start, end) in batches of about `batch_bytes`, each one read transaction
@@ -577,6 +568,34 @@ class Ledger:
             return merkle.root(size, self._perfect_in(txn))
 
 
+class LogReader:
+    """Reads committed records for the trace index, which keeps only topology and seqs and
+    reads everything else from the entries, where it is the truth (trace/records.py). Safe on
+    any thread; each call is one read transaction."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def records(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
+        """The records of the committed entries `seqs`, as signed. Committed entries were
+        validated on the way in, so they are decoded without checking again. Raises NotFound."""
+        out = {}
+        with self.store.read() as txn:
+            for seq in seqs:
+                raw = self.store.get(txn, "entries", u64(seq))
+                if raw is None:
+                    raise NotFound(f"entry {seq} is not in the log", field="seq")
+                entry = records_pb2.Entry.FromString(raw)
+                out[seq] = records_pb2.Record.FromString(entry.signed_record.record_bytes)
+        return out
+
+    def seq_of(self, record_id: str) -> int | None:
+        """The seq of the entry that holds `record_id`, or None."""
+        with self.store.read() as txn:
+            raw = self.store.get(txn, "record_ids", record_id.encode())
+        return None if raw is None else from_u64(raw)
+
+
 def _lock_writer(directory: Path) -> int:
     """One writer per data directory, across processes: a second server (or `demo`) on the same
     directory would keep its own idea of the head and misnumber or refuse appends. The lock
@@ -592,26 +611,3 @@ def _lock_writer(directory: Path) -> int:
         ) from None
     return fd
 
-
-def check_correction(
-    record: records_pb2.Record, original_kind: str, original_submitter: str, registry: Registry
-) -> None:
-    """A correction replaces a record of the same kind, by its submitter or an admin.
-    Raises InvalidRecord or PermissionDenied. Shared by the writer and the verifier."""
-    corrected_kind = record.correction.corrected.WhichOneof("body")
-    if original_kind != corrected_kind:
-        raise InvalidRecord(
-            f"correction.corrected: a {original_kind} record can only be corrected by a {original_kind} body, "
-            f"not {corrected_kind}",
-            reason="CORRECTION_KIND_MISMATCH",
-            field="correction.corrected",
-        )
-    if original_submitter != record.submitter:
-        submitter = registry.participants.get(record.submitter)
-        if submitter is None or submitter.role != "admin":
-            raise PermissionDenied(
-                f"record {record.correction.corrects_record_id!r} was submitted by {original_submitter!r}; "
-                "only its submitter or an admin may correct it",
-                reason="NOT_YOUR_RECORD",
-                field="correction.corrects_record_id",
-            )

@@ -67,12 +67,10 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.ledger.core.admission import authorize, precheck
-from lotledger.ledger.core.policy import ADMIN_KINDS
+from lotledger.ledger.core.admission import Seen, admit, precheck
 from lotledger.ledger.core.registry import Registry
 from lotledger.ledger.core.validation import lot_key, timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
-from lotledger.ledger.log import check_correction
 from lotledger.ledger.tlog.merkle import leaf_hash
 from lotledger.ledger.tlog.proof import format_proof, parse_proof, verify_proof
 from lotledger.ledger.verify.verifier import check_cosignatures, open_signed_checkpoint
@@ -404,10 +402,11 @@ class _Record:
 
 
 def _authenticated_records(raw: Mapping[int, bytes]) -> dict[int, _Record]:
-    """Step 4, in seq order, with a key history made of the included registrations only (as
-    LogVerifier.feed does with the whole log's)."""
+    """Step 4, in seq order: each entry admitted by the one admission step (as the writer and
+    LogVerifier.feed admit it), with a key history made of the included registrations only and
+    the included records as the only earlier ones."""
     registry = Registry()
-    ids: dict[str, tuple[str, str]] = {}  # record id -> (submitter, kind), of the entries so far
+    ids: dict[str, Seen] = {}  # the entries so far, by record id
     out: dict[int, _Record] = {}
     for seq in sorted(raw):
         try:
@@ -425,32 +424,23 @@ def _authenticated_records(raw: Mapping[int, bytes]) -> dict[int, _Record]:
             raise _bad(f"received_at is not a time: {e}", "MALFORMED_ENTRY", seq) from e
         try:
             admitted = precheck(signed, received_at, lambda _: None)
-            if seq != 0 and registry.public_key(signed.key_id) is None:
-                raise _bad(
-                    f"signed by key {signed.key_id}, but no earlier entry in the evidence registers it",
-                    "UNKNOWN_KEY",
-                    seq,
-                )
-            authorize(admitted, registry)
-            record, kind = admitted.record, admitted.kind
-            if record.record_id in ids:
-                raise _bad(f"record_id {record.record_id!r} appears twice", "DUPLICATE_RECORD_ID", seq)
-            if kind == "correction":
-                original = ids.get(record.correction.corrects_record_id)
-                if original is None:
-                    raise _bad(
-                        f"corrects record {record.correction.corrects_record_id!r}, whose entry the evidence lacks",
-                        "MISSING_ENTRY",
-                        seq,
-                    )
-                check_correction(record, original[1], original[0], registry)
-            if kind in ADMIN_KINDS:
-                registry.check_and_apply(record, seq)
+            admission = admit(admitted, seq, registry, ids.get, complete=False)
         except VerificationFailed:
             raise
         except LedgerError as e:
+            if e.reason == "UNKNOWN_KEY" and e.field == "key_id":  # said for what evidence is: a subset
+                raise _bad(
+                    f"signed by key {signed.key_id}, but no earlier entry in the evidence registers it", e.reason, seq
+                ) from e
             raise _bad(e.message, e.reason, seq) from e
-        ids[record.record_id] = (record.submitter, kind)
+        record = admitted.record
+        if admission.correction_unchecked:
+            raise _bad(
+                f"corrects record {record.correction.corrects_record_id!r}, whose entry the evidence lacks",
+                "MISSING_ENTRY",
+                seq,
+            )
+        ids[record.record_id] = admission.seen
         out[seq] = _Record(seq, in_force(record))
     return out
 

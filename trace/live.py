@@ -52,7 +52,7 @@ class LiveIndex:
         self.ledger = ledger
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every
-        self.records = LedgerRecords(ledger)
+        self.records = LedgerRecords(ledger.reader)
         self.index = TraceIndex(self.records)
         self.alerts: list[Alert] = []
         self.loaded_from_snapshot = 0  # entries the start-up snapshot covered

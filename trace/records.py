@@ -2,8 +2,9 @@
 
 The index keeps only topology and entry seqs; quantities, QC results, suppliers and the rest
 stay in the entries, where they are the truth. Queries and alert rules read them through a
-`Records` source: the ledger in the server (`LedgerRecords`), a plain list in tests and
-benchmarks (`ListRecords`). Neither the index nor the queries do any I/O of their own.
+`Records` source: the ledger's committed entries in the server (`LedgerRecords`, over the
+reader of ledger/log.py), a plain list in tests and benchmarks (`ListRecords`). Neither the
+index nor the queries do any I/O of their own, and this module imports no storage.
 
 A correction's seq reads as the body it puts in force: the corrected record, under the
 corrected record's id (DESIGN section 3).
@@ -14,9 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from lotledger.ledger.errors import NotFound
-from lotledger.ledger.log import Ledger
-from lotledger.ledger.store import u64
 from lotledger.v1 import records_pb2
 
 
@@ -67,30 +65,26 @@ class ListRecords:
         return self._seqs.get(record_id)
 
 
-class LedgerRecords:
-    """Records read from the ledger's committed entries."""
+class RecordReader(Protocol):
+    """What LedgerRecords reads through (ledger.log.LogReader)."""
 
-    def __init__(self, ledger: Ledger):
-        self.ledger = ledger
+    def records(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]: ...
+
+    def seq_of(self, record_id: str) -> int | None: ...
+
+
+class LedgerRecords:
+    """Records read from the ledger's committed entries, in force."""
+
+    def __init__(self, reader: RecordReader):
+        self.reader = reader
 
     def record(self, seq: int) -> records_pb2.Record:
         return self.many([seq])[seq]
 
     def many(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
-        out = {}
-        store = self.ledger.store
-        with store.read() as txn:
-            for seq in seqs:
-                raw = store.get(txn, "entries", u64(seq))
-                if raw is None:
-                    raise NotFound(f"entry {seq} is not in the log", field="seq")
-                entry = records_pb2.Entry.FromString(raw)
-                # Committed entries were validated on the way in; decode without re-checking.
-                out[seq] = in_force(records_pb2.Record.FromString(entry.signed_record.record_bytes))
-        return out
+        """Raises NotFound (lotledger.ledger.errors) for a seq beyond the log."""
+        return {seq: in_force(record) for seq, record in self.reader.records(seqs).items()}
 
     def seq_of(self, record_id: str) -> int | None:
-        try:
-            return self.ledger.seq_of(record_id)
-        except NotFound:
-            return None
+        return self.reader.seq_of(record_id)

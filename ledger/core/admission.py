@@ -1,9 +1,15 @@
-"""Admitting a signed record: the checks that need no log state, run before the writer.
+"""Admitting a signed record into a log: the one rule the writer and every verifier apply.
 
-`precheck` is pure and thread-safe: the server runs it on request threads (Ed25519
-verification releases the GIL, so both cores verify), and the verifier runs it on every
-downloaded entry with `now` = the entry's received_at. What does need log state (key status,
-roles, record-id uniqueness) happens in the single writer via `Registry.authorize`.
+Two halves:
+- `precheck` needs no log state (size, key id, parse, validity, and the signature when the key
+  is known). It is pure and thread-safe: the server runs it on request threads (Ed25519
+  verification releases the GIL, so both cores verify), the verifiers on every entry they
+  read, with `now` = the entry's received_at.
+- `admit` needs the log as of the entry: the key history (`Registry`) and the records before
+  it. The writer (ledger/log.py), the regulator's verifier (ledger/verify/verifier.py), the
+  increment checker (ledger/verify/increment.py) and the evidence checker (trace/evidence.py)
+  all call it, so what the server accepts is exactly what each verifier accepts, in the same
+  order and for the same reason. tests/ledger/test_admission_differential.py holds them to it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from lotledger.ledger.core.policy import ADMIN_KINDS
 from lotledger.ledger.core.registry import Registry
 from lotledger.ledger.core.validation import (
     DEFAULT_MAX_SKEW,
@@ -21,7 +28,7 @@ from lotledger.ledger.core.validation import (
     record_kind,
     validate_record,
 )
-from lotledger.ledger.errors import InvalidRecord, RecordTooLarge, Unauthenticated
+from lotledger.ledger.errors import Conflict, InvalidRecord, PermissionDenied, RecordTooLarge, Unauthenticated
 from lotledger.signing.errors import SigningError
 from lotledger.signing.keys import verify_record
 from lotledger.v1 import records_pb2
@@ -104,12 +111,103 @@ def check_signature(signed: records_pb2.SignedRecord, public_key: bytes) -> None
         ) from e
 
 
-def authorize(admitted: Admitted, registry: Registry) -> None:
-    """The stateful half: verify now if the key was unknown at precheck, then ask the registry.
+@dataclass(frozen=True)
+class Seen:
+    """What the rules keep of each admitted record: enough to judge a later correction of it.
+    (Verifier states persist it: ledger/verify/state.py.)"""
+
+    submitter: str
+    kind: str
+
+
+class DuplicateRecordId(Conflict):
+    """A record id that an earlier entry of the log already holds. A log never holds one id
+    twice; the writer tells a client's retry (the same bytes again: an idempotent success)
+    from a conflict (other bytes: RECORD_ID_CONFLICT) by looking at the earlier entry."""
+
+    default_reason = "DUPLICATE_RECORD_ID"
+
+    def __init__(self, record_id: str):
+        super().__init__(f"record_id {record_id!r} appears twice", field="record.record_id")
+        self.record_id = record_id
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What `admit` decided beyond "yes". `correction_unchecked`: the record corrects one the
+    caller's history does not hold (an increment checked without its earlier records), so the
+    correction rule could not be applied; the caller lists or refuses it."""
+
+    seen: Seen
+    correction_unchecked: bool = False
+
+
+def admit(
+    admitted: Admitted,
+    seq: int,
+    registry: Registry,
+    earlier: Callable[[str], Seen | None],
+    *,
+    complete: bool = True,
+    check_key: bool = True,
+) -> Admission:
+    """Admit `admitted` as entry `seq` of a log whose key history before it is `registry` and
+    whose earlier records `earlier(record_id)` finds. The steps, in order:
+
+      1. the key: verified now if precheck did not know it; registered to the submitter and
+         not revoked as of `seq`; the submitter's role may submit the kind (only entry 0 may
+         register its own admin key: the genesis rule);
+      2. the record id is new in the log;
+      3. a correction corrects an earlier record, of the same kind, by its submitter or an
+         admin (with `complete` False and the target unknown: `correction_unchecked`);
+      4. an admin record changes the key history: `registry` is updated in place.
+
+    `check_key` False skips step 1, for a verifier told to check hashes and not signatures
+    (`verify --no-signatures` resuming a saved state): the rest still keeps the key history
+    and the record ids the state saves.
+
+    Nothing changes unless every step passes. Raises Unauthenticated, PermissionDenied,
+    DuplicateRecordId, InvalidRecord, Conflict (key history conflicts).
+    """
+    if check_key:
+        authorize(admitted, registry, seq)
+    record = admitted.record
+    if earlier(record.record_id) is not None:
+        raise DuplicateRecordId(record.record_id)
+    unchecked = False
+    if admitted.kind == "correction":
+        target = record.correction.corrects_record_id
+        original = earlier(target)
+        if original is not None:
+            check_correction(record, original, registry)
+        elif complete:
+            raise InvalidRecord(
+                f"correction.corrects_record_id: no record {target!r} earlier in the log",
+                reason="UNKNOWN_RECORD",
+                field="correction.corrects_record_id",
+            )
+        else:
+            unchecked = True
+    if admitted.kind in ADMIN_KINDS:
+        registry.check_and_apply(record, seq)
+    return Admission(Seen(record.submitter, admitted.kind), unchecked)
+
+
+def authorize(admitted: Admitted, registry: Registry, seq: int) -> None:
+    """Step 1 of `admit`: verify now if the key was unknown at precheck, then ask the registry.
+    The genesis record (a self-signed admin registration) is admitted only as entry 0 of an
+    empty history: a history that starts later (evidence, an increment's key history) cannot
+    let a self-signed admin in.
 
     Raises Unauthenticated or PermissionDenied.
     """
     signed = admitted.signed
+    if registry.is_empty and seq != 0:
+        raise Unauthenticated(
+            f"key {signed.key_id} is not registered by any earlier entry that is known here",
+            reason="UNKNOWN_KEY",
+            field="key_id",
+        )
     if admitted.verified_key is None:
         key = registry.public_key(signed.key_id)
         if key is None and registry.is_empty and admitted.kind == "participant_registered":
@@ -118,3 +216,25 @@ def authorize(admitted: Admitted, registry: Registry) -> None:
             check_signature(signed, key)
             admitted.verified_key = key
     registry.authorize(admitted.record, signed.key_id, admitted.verified_key)
+
+
+def check_correction(record: records_pb2.Record, original: Seen, registry: Registry) -> None:
+    """Step 3 of `admit`: a correction replaces a record of the same kind, by that record's
+    submitter or an admin. Raises InvalidRecord or PermissionDenied."""
+    corrected_kind = record.correction.corrected.WhichOneof("body")
+    if original.kind != corrected_kind:
+        raise InvalidRecord(
+            f"correction.corrected: a {original.kind} record can only be corrected by a {original.kind} body, "
+            f"not {corrected_kind}",
+            reason="CORRECTION_KIND_MISMATCH",
+            field="correction.corrected",
+        )
+    if original.submitter != record.submitter:
+        submitter = registry.participants.get(record.submitter)
+        if submitter is None or submitter.role != "admin":
+            raise PermissionDenied(
+                f"record {record.correction.corrects_record_id!r} was submitted by {original.submitter!r}; "
+                "only its submitter or an admin may correct it",
+                reason="NOT_YOUR_RECORD",
+                field="correction.corrects_record_id",
+            )

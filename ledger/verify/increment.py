@@ -10,9 +10,9 @@ history (who held which key, and which keys were revoked, as of F). The steps, i
   3. the leaf hash of entry F-1 with its inclusion proof leads to P's root; the proof of the
      last leaf of a tree holds exactly the frontier's hashes, so the frontier comes from it;
   4. every key history entry is in the log at P (its inclusion proof leads to P's root), they
-     come in log order, and each is an admin record that verifies and is authorized by the key
-     history before it, exactly as LogVerifier.feed would admit it; replaying them gives the key
-     history at F.
+     come in log order, and each is an admin record admitted by the one admission step
+     (ledger/core/admission.py `admit`, as the writer and LogVerifier.feed admit it) against the
+     key history before it; replaying them gives the key history at F.
 
 What no proof can show is that the key history leaves nothing out (a revocation dropped from
 the bundle would go unseen): a verifier that holds its own state at F compares the replayed
@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from google.protobuf.message import DecodeError
 
-from lotledger.ledger.core.admission import authorize, precheck
+from lotledger.ledger.core.admission import admit, precheck
 from lotledger.ledger.core.policy import ADMIN_KINDS
 from lotledger.ledger.core.registry import Registry
 from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, timestamp_to_datetime
@@ -155,18 +155,12 @@ class KeyHistory:
             admitted = precheck(signed, now, self.registry.public_key, max_skew=self.max_skew)
             if admitted.kind not in ADMIN_KINDS:
                 raise self._bad(seq, f"is a {admitted.kind} record, not a key registration, revocation or location")
-            authorize(admitted, self.registry)
-            record = admitted.record
-            if record.record_id in self.records:
-                raise VerificationFailed(
-                    f"record_id {record.record_id!r} appears twice", seq=seq, reason="DUPLICATE_RECORD_ID"
-                )
-            self.registry.check_and_apply(record, seq)
+            admission = admit(admitted, seq, self.registry, self.records.get, complete=False)
         except VerificationFailed:
             raise
         except LedgerError as e:
             raise VerificationFailed(f"key history: {e.message}", seq=seq, reason=e.reason) from e
-        self.records[record.record_id] = SeenRecord(record.submitter, admitted.kind)
+        self.records[admitted.record.record_id] = admission.seen
         self.last_seq = seq
 
 

@@ -7,10 +7,11 @@ steps, per entry, mirror DESIGN sections 3-5:
   1. the bytes parse as an Entry with the next seq and prev_hash = the previous leaf hash;
   2. its record parses, is valid as of the entry's received_at, and its signature verifies
      over the record bytes exactly as stored;
-  3. its key was registered to the submitter and not revoked as of this entry, and the
-     submitter's role may submit that kind (the key history is rebuilt from the log itself);
-  4. its record id is new, and a correction corrects an existing record it may correct;
-  5. its leaf hash extends the Merkle tree.
+  3. it is admitted by the one admission step the writer runs too (ledger/core/admission.py
+     `admit`): its key was registered to the submitter and not revoked as of this entry, the
+     submitter's role may submit that kind (the key history is rebuilt from the log itself),
+     its record id is new, and a correction corrects an earlier record it may correct;
+  4. its leaf hash extends the Merkle tree.
 At the end the recomputed root must equal the root in a checkpoint whose signature verifies
 with the log key the regulator holds. Tree sizes are only trustworthy because that signed
 checkpoint binds them to the root: a size from anywhere else proves nothing.
@@ -19,16 +20,13 @@ checkpoint binds them to the root: a size from anywhere else proves nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from lotledger.ledger.core.admission import Admitted, authorize, check_signature, precheck
-from lotledger.ledger.core.policy import ADMIN_KINDS
+from lotledger.ledger.core.admission import Admitted, Seen, admit, check_signature, precheck
 from lotledger.ledger.core.registry import Registry
 from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, decode_record, record_kind, timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
-from lotledger.ledger.log import check_correction
 from lotledger.ledger.tlog import merkle
 from lotledger.ledger.tlog.entries import ZERO_HASH, decode_entry
 from lotledger.signing.cosignature import Cosignature, CosignatureVerifier, open_cosignatures
@@ -53,13 +51,7 @@ class Prechecked(NamedTuple):
     signature_ok: bool | None
 
 
-@dataclass(frozen=True)
-class _Seen:
-    submitter: str
-    kind: str
-
-
-SeenRecord = _Seen
+SeenRecord = Seen
 """What the verifier keeps of each record (its public name, for ledger/verify_state.py)."""
 
 
@@ -73,7 +65,7 @@ class LogVerifier:
         self.head = ZERO_HASH
         self.frontier: list[bytes] = []
         self.registry = Registry()
-        self._records: dict[str, _Seen] = {}
+        self._records: dict[str, Seen] = {}
         self._roots: dict[int, bytes] = {}
         self._want_roots: set[int] = set()
         # False when resumed without the records before its start (an increment checked with
@@ -89,7 +81,7 @@ class LogVerifier:
         head: bytes,
         frontier: list[bytes],
         registry: Registry,
-        records: dict[str, _Seen],
+        records: dict[str, Seen],
         records_complete: bool = True,
         check_signatures: bool = True,
         max_skew: timedelta = DEFAULT_MAX_SKEW,
@@ -112,7 +104,7 @@ class LogVerifier:
         verifier.records_complete = records_complete
         return verifier
 
-    def records(self) -> dict[str, _Seen]:
+    def records(self) -> dict[str, Seen]:
         """The record ids admitted so far (the live dict, not a copy: to save a state)."""
         return self._records
 
@@ -140,33 +132,24 @@ class LogVerifier:
             now = timestamp_to_datetime(link.entry.received_at)
             if self.check_signatures:
                 admitted = self._precheck(signed, now, prechecked)
-                authorize(admitted, self.registry)
-                record, kind = admitted.record, admitted.kind
             else:
                 record = decode_record(signed.record_bytes)
-                kind = record.WhichOneof("body") or ""
-            rid = record.record_id
-            if rid in self._records:
-                raise VerificationFailed(f"record_id {rid!r} appears twice", seq=seq, reason="DUPLICATE_RECORD_ID")
-            if kind == "correction":
-                original = self._records.get(record.correction.corrects_record_id)
-                if original is None and not self.records_complete:
-                    self.unchecked_corrections.append(seq)
-                elif original is None:
-                    raise VerificationFailed(
-                        f"corrects record {record.correction.corrects_record_id!r}, which is not earlier in the log",
-                        seq=seq,
-                        reason="UNKNOWN_RECORD",
-                    )
-                else:
-                    check_correction(record, original.kind, original.submitter, self.registry)
-            if kind in ADMIN_KINDS:
-                self.registry.check_and_apply(record, seq)
+                admitted = Admitted(signed, record, record.WhichOneof("body") or "", None)
+            admission = admit(
+                admitted,
+                seq,
+                self.registry,
+                self._records.get,
+                complete=self.records_complete,
+                check_key=self.check_signatures,
+            )
         except VerificationFailed:
             raise
         except LedgerError as e:
             raise VerificationFailed(e.message, seq=seq, reason=e.reason) from e
-        self._records[rid] = _Seen(record.submitter, kind)
+        if admission.correction_unchecked:
+            self.unchecked_corrections.append(seq)
+        self._records[admitted.record.record_id] = admission.seen
         self.frontier, _ = merkle.append_leaf(self.frontier, seq, link.leaf_hash)
         self.head = link.leaf_hash
         self.size = seq + 1
