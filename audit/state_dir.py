@@ -1,50 +1,48 @@
 """The state directory of `lotledger verify --state DIR` and `lotledger monitor --state DIR`:
-all the file I/O for ledger/verify_state.py (which is pure) lives here.
+all the file I/O for ledger/verify/state.py (which is pure) lives here.
 
     DIR/verifier.state   the saved verifier state, replaced atomically (written beside, synced,
-                         renamed over, the directory synced): a crash leaves the old one or the
-                         new one, never half of either
+                         renamed over, the directory synced: signing/files.py): a crash leaves
+                         the old one or the new one, never half of either
     DIR/lock             locked (flock) while a command uses DIR, so two never interleave
-    DIR/forks/           fork evidence written by `monitor` (cli/monitor_cmd.py)
+    DIR/forks/           fork evidence written by `monitor` (audit/monitor.py)
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 from types import TracebackType
 
-from lotledger.cli.output import ExitCode, fail
+from lotledger.ledger.errors import RequestError
 from lotledger.ledger.verify.state import VerifierState, decode_state, encode_state
+from lotledger.signing.files import LockHeld, atomic_file, exclusive_lock
 from lotledger.signing.note import NoteVerifier
 
 STATE_FILE = "verifier.state"
 
 
 class StateDir:
-    """An open, locked state directory (created if missing). Use as a context manager."""
+    """An open, locked state directory (created if missing). Use as a context manager.
+
+    Raises RequestError (usage) when another verify or monitor holds DIR; OSError when DIR
+    cannot be created or its lock file opened."""
 
     def __init__(self, path: Path):
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            fail(f"{path} is in use by another lotledger verify or monitor", ExitCode.USAGE)
+            self._lock = exclusive_lock(path / "lock", mode=0o644)
+        except LockHeld as e:
+            raise RequestError(f"{path} is in use by another lotledger verify or monitor") from e
 
     def __enter__(self) -> StateDir:
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
-        if self._lock >= 0:
-            os.close(self._lock)  # releases the flock
-            self._lock = -1
+        self._lock.close()  # releases the flock
 
     @property
     def state_file(self) -> Path:
@@ -60,24 +58,11 @@ class StateDir:
         return decode_state(blob, log_key)
 
     def save(self, state: VerifierState) -> int:
-        """Replace the saved state atomically and durably; returns the bytes written."""
-        tmp = self.path / (STATE_FILE + ".tmp")
+        """Replace the saved state atomically and durably; returns the bytes written.
+        Raises OSError (the old state is then untouched)."""
         written = 0
-        with tmp.open("wb") as f:
+        with atomic_file(self.state_file, temp=self.path / (STATE_FILE + ".tmp")) as f:
             for chunk in encode_state(state):
                 f.write(chunk)
                 written += len(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.state_file)
-        sync_dir(self.path)
         return written
-
-
-def sync_dir(path: Path) -> None:
-    """fsync a directory, so that a rename or a new file in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,6 +1,6 @@
 """The driver of `lotledger verify`: fetches entries and checkpoints from a live server, a
 copy of a data directory or a bundle, and feeds them to the pure LogVerifier, from the start or
-from a saved state (ledger/verify_state.py). All I/O lives here."""
+from a saved state (ledger/verify/state.py). All I/O lives here."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ class DataDirSource:
 
 
 class BundleSource:
-    """An export bundle (ledger/bundle.py), read once, front to back, in constant memory.
+    """An export bundle (ledger/tlog/bundle.py), read once, front to back, in constant memory.
     Nothing in it is trusted: verify_log checks it exactly as it checks a live server."""
 
     def __init__(self, path: Path):
@@ -235,16 +235,16 @@ def verify_log(
     only what is new: the source's checkpoint must extend the state's (check_extends, with the
     source's consistency proof when it has one), and the entries from S on are fed to the
     state's verifier, whose final root must be the signed one. An increment bundle's start is
-    proven from its own frames (ledger/increment.py); with a state it must start exactly at the
+    proven from its own frames (ledger/verify/increment.py); with a state it must start exactly at the
     state's checkpoint, and its key history must be the state's; without one, what cannot be
     checked is listed in the report's `not_checked`. The report's `state` is what to save (None
     after an increment checked without a state, or without signatures).
 
     With `witnesses`, the checkpoint must also carry cosignatures from `quorum` of them.
 
-    Full verification (ledger/verify.py) runs on `workers` processes (default: one per core
+    Full verification (ledger/verify/verifier.py) runs on `workers` processes (default: one per core
     when PARALLEL_MIN_ENTRIES or more entries are to be checked). With check_signatures=False
-    and neither a state nor an increment, it is hash-only (ledger/verify_hashes.py: the chain
+    and neither a state nor an increment, it is hash-only (ledger/verify/hashes.py: the chain
     and the tree, nothing inside the records).
 
     Raises VerificationFailed (naming the entry when there is one) on the first failure.
@@ -337,7 +337,7 @@ def _start_increment(
     state: VerifierState | None,
     check_signatures: bool,
 ) -> LogVerifier:
-    """The verifier an increment bundle's entries are fed to (ledger/increment.py)."""
+    """The verifier an increment bundle's entries are fed to (ledger/verify/increment.py)."""
     begin = open_increment(increment, checkpoint, log_key)
     prior = begin.prior
     if state is not None and prior.size != state.size:

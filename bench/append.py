@@ -25,14 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ceilings import ed25519_verify_rate, lmdb_commit_rate, table  # noqa: E402
-from workload import mixed_records, setup_participants  # noqa: E402
+from workload import command, mixed_records, setup_participants  # noqa: E402
 
 from lotledger.rpc.client import LedgerClient, StreamRefusal  # noqa: E402
 
 
 def unlimited(work: Path) -> list[str]:
     """`serve` options for a benchmark: it measures throughput, not the per-participant append
-    rate limit (ledger/limits.py), so that limit is lifted through a config file in `work`."""
+    rate limit (rpc/limits.py), so that limit is lifted through a config file in `work`."""
     config = work / "bench-limits.toml"
     config.write_text("[append]\nrate = 1000000.0\nburst = 10000000\n")
     return ["--config", str(config)]
@@ -63,8 +63,7 @@ def main() -> None:
         keys = setup_participants(data)
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", f"127.0.0.1:{port}"]
-            + unlimited(work),
+            [*command("lotledger"), "serve", str(data), "--listen", f"127.0.0.1:{port}"] + unlimited(work),
             stderr=subprocess.DEVNULL,
         )
         address = f"127.0.0.1:{port}"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from append import free_port, unlimited  # noqa: E402
 from ceilings import table  # noqa: E402
-from workload import mixed_records, setup_participants  # noqa: E402
+from workload import command, mixed_records, setup_participants  # noqa: E402
 
 from lotledger.rpc.client import LedgerClient, StreamRefusal  # noqa: E402
 
@@ -76,7 +76,7 @@ def main() -> None:
         port = free_port()
         address = f"127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", address, *unlimited(work)],
+            [*command("lotledger"), "serve", str(data), "--listen", address, *unlimited(work)],
             stderr=subprocess.DEVNULL,
         )
         try:
@@ -88,7 +88,7 @@ def main() -> None:
                 outcomes = list(client.append_stream(iter(ceiling_batch)))
                 stream_s = time.perf_counter() - start
             assert not [o for o in outcomes if isinstance(o, StreamRefusal)]
-            cmd = [sys.executable, "-m", "lotledger.cli.main", "import-epcis", str(doc_path), "--server", address,
+            cmd = [*command("lotledger"), "import-epcis", str(doc_path), "--server", address,
                    "--key", str(plant_key), "--participant", "plant", "--json"]  # fmt: skip
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)

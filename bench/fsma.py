@@ -3,12 +3,12 @@ export of 1M records, a year of a mid-size plant, in under 60 s).
 
 What the measured path includes: decoding each Entry and its Record from the bytes the server
 streams (ListEntries), the FsmaBuilder (master data, lot origins, one row per lot per event),
-and writing the .xlsx (cli/xlsx.py) to a temporary file. Not included: the gRPC download (about
+and writing the .xlsx (trace/standards/xlsx.py) to a temporary file. Not included: the gRPC download (about
 180,000 records/s streamed at 100 per message on this machine, CEILINGS.md: about 5.5 s per
 million, overlapped with decoding by the client's read-ahead thread) and signing/appending the
 records (built here directly as Entry bytes, unsigned, like bench/trace.py builds its index).
 
-Ceilings measured in the same run: decoding alone, cli/xlsx.py alone, and openpyxl's
+Ceilings measured in the same run: decoding alone, trace/standards/xlsx.py alone, and openpyxl's
 write-only mode alone (why the export does not use it) on the same rows.
 
     python bench/fsma.py [--records 1000000]
@@ -101,7 +101,7 @@ def export(entries: list[bytes], path: Path) -> tuple[float, float, dict[str, in
     """(seconds building rows, seconds writing the workbook, rows per sheet)."""
     t = time.perf_counter()
     builder = FsmaBuilder()
-    gc.disable()  # as cli/fsma_cmd.py does
+    gc.disable()  # as audit/fsma.py does
     entry, record = r.Entry.FromString, r.Record.FromString
     for seq, raw in enumerate(entries):
         builder.add(seq, record(entry(raw).signed_record.record_bytes))
@@ -161,11 +161,11 @@ def main() -> None:
     print(f"\nFSMA export of {len(entries):,} records -> {total_rows:,} rows ({counts}), {size / 1e6:.0f} MB xlsx")
     print(f"{'stage':<44} {'seconds':>8} {'rows/s':>10}")
     print(f"{'decode + build rows (FsmaBuilder)':<44} {built:>8.1f} {total_rows / built:>10,.0f}")
-    print(f"{'write .xlsx (cli/xlsx.py)':<44} {written:>8.1f} {total_rows / written:>10,.0f}")
+    print(f"{'write .xlsx (trace/standards/xlsx.py)':<44} {written:>8.1f} {total_rows / written:>10,.0f}")
     print(f"{'whole export (target < 60 s)':<44} {total:>8.1f} {total_rows / total:>10,.0f}")
     print("\nceilings, same run")
     print(f"{'decode Entry + Record alone (records/s)':<44} {'':>8} {decode:>10,.0f}")
-    print(f"{'cli/xlsx.py alone, Shipping rows (24 cells)':<44} {'':>8} {ours:>10,.0f}")
+    print(f"{'trace/standards/xlsx.py alone, Shipping rows (24 cells)':<44} {'':>8} {ours:>10,.0f}")
     print(f"{'openpyxl write-only alone, same rows':<44} {'':>8} {opx:>10,.0f}")
     print(f"openpyxl would need {total_rows / opx:.0f} s for the rows alone")
 

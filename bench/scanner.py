@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from append import free_port, unlimited  # noqa: E402
 from ceilings import lmdb_commit_rate, table  # noqa: E402
-from workload import setup_participants  # noqa: E402
+from workload import command, setup_participants  # noqa: E402
 
 from lotledger.ledger.core.records import sign  # noqa: E402
 from lotledger.ledger.log import Ledger  # noqa: E402
@@ -39,7 +39,7 @@ from lotledger.signing.keys import SigningKey  # noqa: E402
 from lotledger.v1 import records_pb2  # noqa: E402
 
 GTIN = "09520000000011"
-SCAN = sys.executable, "-m", "lotledger.cli.scan"
+SCAN = command("lotledger-scan")
 
 
 def register(data: Path, admin_key: SigningKey, devices: dict[str, SigningKey]) -> None:
@@ -93,7 +93,7 @@ def main() -> None:
         port = free_port()
         address = f"127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", address, *unlimited(work)],
+            [*command("lotledger"), "serve", str(data), "--listen", address, *unlimited(work)],
             stderr=subprocess.DEVNULL,
         )
         try:

@@ -46,7 +46,7 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ceilings import ed25519_verify_rate  # noqa: E402
-from workload import mixed_records, setup_participants  # noqa: E402
+from workload import command, mixed_records, setup_participants  # noqa: E402
 
 from lotledger.audit.export import export_bundle  # noqa: E402
 from lotledger.audit.verify import BundleSource, VerifyReport, verify_log  # noqa: E402
@@ -58,6 +58,7 @@ from lotledger.ledger.tlog.entries import build_entry  # noqa: E402
 from lotledger.ledger.verify.hashes import HashVerifier, perfect_root  # noqa: E402
 from lotledger.ledger.verify.verifier import LogVerifier  # noqa: E402
 from lotledger.rpc.client import LedgerClient  # noqa: E402
+from lotledger.signing.files import atomic_file  # noqa: E402
 from lotledger.signing.keys import SigningKey  # noqa: E402
 from lotledger.signing.note import Checkpoint, NoteSigner, NoteVerifier, sign_note  # noqa: E402
 from lotledger.v1 import records_pb2  # noqa: E402
@@ -294,14 +295,12 @@ def build_bundle(path: Path, n: int) -> str:
                 rate = seq / (time.perf_counter() - started)
                 print(f"  generated {seq:,}/{n:,} entries ({rate:,.0f}/s)", file=sys.stderr)
     note = sign_note(Checkpoint(ORIGIN, n, tree.root()).body(), log_signer)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as f, entries_tmp.open("rb") as tmp:
+    with atomic_file(path, temp=path.with_name(path.name + ".partial")) as f, entries_tmp.open("rb") as tmp:
         writer = BundleWriter(f, note=note)
         while head := tmp.read(4):
             writer.entry(tmp.read(int.from_bytes(head, "big")))
         writer.close()
     entries_tmp.unlink()
-    partial.replace(path)
     return log_signer.verifier_key
 
 
@@ -407,7 +406,7 @@ def export_mb_s(data: Path, work: Path, runs: int = 3) -> tuple[float, int, floa
     median of `runs` exports, each to a fresh file."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "lotledger.cli.main", "serve", str(data), "--listen", f"127.0.0.1:{port}"],
+        [*command("lotledger"), "serve", str(data), "--listen", f"127.0.0.1:{port}"],
         stderr=subprocess.DEVNULL,
     )
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from lotledger.ledger.core.records import sign
@@ -16,6 +18,19 @@ PARTICIPANTS = {
     "qa1": records_pb2.ROLE_QA,
     "dist1": records_pb2.ROLE_DISTRIBUTOR,
 }
+
+
+def command(name: str) -> list[str]:
+    """The argv that starts the installed console script `name` (`lotledger`, `lotledger-scan`)
+    with this interpreter. The benchmarks run the commands as their users do, as processes of
+    their own, and find them by their entry points (pyproject.toml) instead of naming the
+    modules behind them: nothing outside cli/ refers to cli/.
+
+    Raises ValueError when lotledger is not installed with that script."""
+    found = entry_points(group="console_scripts", name=name)
+    if not found:
+        raise ValueError(f"no console script {name!r}: install lotledger (pip install -e .)")
+    return [sys.executable, "-m", next(iter(found)).module]
 
 
 def setup_participants(data_dir: Path, origin: str = "bench.example.com/lotledger") -> dict[str, SigningKey]:

@@ -1,5 +1,5 @@
 """`lotledger import-epcis` and `lotledger export-epcis`: files and the server around the pure
-mapping of ledger/epcis.py."""
+mapping of trace/standards/epcis.py."""
 
 from __future__ import annotations
 

@@ -1,106 +1,31 @@
-"""`lotledger export-fsma` and `lotledger fsma-check`: the drivers of trace/fsma.py.
-
-Both read the log's entries from the server (ListEntries, one stream in log order), decode
-each record once and feed it to an `FsmaBuilder`, which also rebuilds the master data from
-the admin records on the way. With --lot, the server's trace (upstream and downstream of
-each lot) says which lots the FDA's request covers. The rows go to an .xlsx workbook (one
-sheet per Critical Tracking Event, cli/xlsx.py) or to one CSV file per CTE.
+"""`lotledger export-fsma` and `lotledger fsma-check`: the FDA FSMA 204 sortable spreadsheet
+and the check for missing Key Data Elements. The driver (reading the log, writing .xlsx or
+CSV files) is audit/fsma.py; the rows are trace/standards/fsma.py.
 """
 
 from __future__ import annotations
 
-import csv
-import gc
 import time
-from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 import click
 
+from lotledger.audit.fsma import build, trace_lots, write_csv, write_xlsx
 from lotledger.cli.options import client_options, connect
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
-from lotledger.rpc.client import LedgerClient
-from lotledger.trace.standards.fsma import DATE, FsmaBuilder, Row
 from lotledger.trace.standards.fsma import Filter as RowFilter
-from lotledger.trace.standards.xlsx import XlsxWriter
-from lotledger.v1 import records_pb2
-
-
-def trace_lots(client: LedgerClient, lots: Iterable[str]) -> frozenset[str]:
-    """The lots and everything upstream and downstream of them, as the server's trace says."""
-    out: set[str] = set()
-    for lot in lots:
-        for direction in ("up", "down"):
-            out.update(view.lot for view in client.trace(lot, direction).lots)
-    return frozenset(out)
-
-
-def build(client: LedgerClient, keep: RowFilter, *, check: bool = False, progress: bool = True) -> FsmaBuilder:
-    """Stream every entry through a builder. Raises Unavailable/StorageError (the server)."""
-    builder = FsmaBuilder(keep, check)
-    gc.disable()  # a million row tuples: the collector would walk them again and again
-    try:
-        _feed(client, builder, progress)
-    finally:
-        gc.enable()
-    return builder
-
-
-def _feed(client: LedgerClient, builder: FsmaBuilder, progress: bool) -> None:
-    shown = Progress("entries", None, enabled=progress)
-    decode_entry, decode_record = records_pb2.Entry.FromString, records_pb2.Record.FromString
-    for seq, entry in client.list_entries(0, 0):  # the log as it stands when the call starts
-        builder.add(seq, decode_record(decode_entry(entry).signed_record.record_bytes))
-        if seq % 50_000 == 0:
-            shown(seq)
 
 
 def _day(value: str | None, option: str) -> date | None:
+    """The day an option names (None when not given); anything else is a usage error."""
     if value is None:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)", ExitCode.USAGE)
-
-
-def write_csv(builder: FsmaBuilder, out: Path) -> list[Path]:
-    """One CSV per CTE: OUT.csv -> OUT-Shipping.csv, ...; a directory -> DIR/Shipping.csv, ..."""
-    paths = []
-    for cte, columns, rows in builder.sheets():
-        if out.suffix.lower() == ".csv":
-            path = out.with_name(f"{out.stem}-{cte}.csv")
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            path = out / f"{cte}.csv"
-        dates = [i for i, (_, t) in enumerate(columns) if t == DATE]
-        with path.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow([name for name, _ in columns])
-            for row in rows:
-                w.writerow(_csv_row(row, dates))
-        paths.append(path)
-    return paths
-
-
-def _csv_row(row: Row, dates: list[int]) -> list[object]:
-    out = list(row)
-    for i in dates:
-        if out[i] is not None:
-            out[i] = out[i].isoformat()  # type: ignore[attr-defined]
-    return out
-
-
-def write_xlsx(builder: FsmaBuilder, out: Path) -> dict[str, int]:
-    counts = {}
-    partial = out.with_name(out.name + ".partial")
-    with XlsxWriter(partial) as w:
-        for cte, columns, rows in builder.sheets():
-            counts[cte] = w.sheet(cte, columns, rows)
-    partial.replace(out)
-    return counts
 
 
 @click.command("export-fsma")
@@ -130,7 +55,7 @@ def export_fsma(
     with connect(server) as client:
         if lots:
             keep.lots = trace_lots(client, lots)
-        builder = build(client, keep, progress=not as_json)
+        builder = build(client, keep, progress=Progress("entries", None, enabled=not as_json))
     if out.suffix.lower() == ".xlsx":
         counts = write_xlsx(builder, out)
         files = [str(out)]
@@ -156,7 +81,7 @@ def fsma_check(lots: tuple[str, ...], server: str, as_json: bool) -> None:
     by entry and field. Exits 1 if there is any."""
     with connect(server) as client:
         wanted = trace_lots(client, lots) if lots else None
-        builder = build(client, RowFilter(wanted), check=True, progress=not as_json)
+        builder = build(client, RowFilter(wanted), check=True, progress=Progress("entries", None, enabled=not as_json))
     findings = builder.missing()
     if as_json:
         emit_json({"complete": not findings, "missing": [asdict(f) for f in findings]})

@@ -18,7 +18,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from lotledger.ledger.errors import LedgerError, StorageError, Unavailable, VerificationFailed
+from lotledger.ledger.errors import LedgerError, RequestError, StorageError, Unavailable, VerificationFailed
 from lotledger.signing.errors import SigningError
 
 P = ParamSpec("P")
@@ -33,6 +33,8 @@ class ExitCode(enum.IntEnum):
 
 
 class CommandFailed(Exception):
+    """A command's own check of its arguments or result failed (`fail`); only cli/ raises it."""
+
     def __init__(self, message: str, code: ExitCode = ExitCode.FAILED):
         super().__init__(message)
         self.code = code
@@ -52,7 +54,11 @@ def emit_json(data: Any) -> None:
 
 
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn our errors into one line on stderr and the right exit code."""
+    """Turn our errors into one line on stderr and the right exit code: the one map from
+    errors to exit codes. The drivers below the CLI (audit/, ledger/witness/http.py) raise
+    lotledger errors and never exit; a RequestError says by its `usage` whether it is a bad
+    argument (exit 2) or a sound request that cannot be done now (exit 1). CommandFailed
+    (`fail`) is for the commands' own argument checks."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -64,6 +70,8 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             sys.exit(int(ExitCode.OK))
         except CommandFailed as e:
             _exit(str(e), e.code)
+        except RequestError as e:
+            _exit(e.message, ExitCode.USAGE if e.usage else ExitCode.FAILED)
         except VerificationFailed as e:
             _exit(str(e), ExitCode.FAILED)
         except Unavailable as e:

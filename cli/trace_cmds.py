@@ -13,7 +13,8 @@ import click
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from lotledger.cli.evidence_cmd import consistent_recall, evidence_option, write_evidence
+from lotledger.audit.evidence import EvidenceWritten, consistent_recall, write_evidence
+from lotledger.cli.evidence_cmd import evidence_option
 from lotledger.cli.options import client_options, connect, key_option, participant_option
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 from lotledger.ledger.core.records import sign
@@ -27,6 +28,13 @@ from lotledger.v1 import records_pb2, trace_pb2
 def _as_dict(message: Message) -> dict[str, Any]:
     data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
     return data
+
+
+def _evidence_written(written: EvidenceWritten) -> None:
+    note(
+        f"evidence: {written.entries} entries proven against the checkpoint of size {written.tree_size}, "
+        f"written to {written.path}"
+    )
 
 
 def _qty(q: Any) -> str:
@@ -43,7 +51,7 @@ def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool, evi
         response = client.trace(lot, direction, depth)
         if evidence is not None:
             query = {"command": "trace", "direction": direction, "lot": lot, "depth": depth}
-            write_evidence(client, query, _as_dict(response), evidence)
+            _evidence_written(write_evidence(client, query, _as_dict(response), evidence))
     if as_json:
         emit_json(_as_dict(response))
         return
@@ -139,7 +147,9 @@ def recall(
         else:  # the downstream traces carry the edges the recall stands on
             r, downstream = consistent_recall(client, lots, reason, supplier_lots)
             query = {"command": "recall", "lots": list(lots), "supplier_lots": list(supplier_lots), "reason": reason}
-            write_evidence(client, query, _as_dict(r), evidence_path, [_as_dict(d) for d in downstream])
+            _evidence_written(
+                write_evidence(client, query, _as_dict(r), evidence_path, [_as_dict(d) for d in downstream])
+            )
         if open_recall:
             _open_recall(client, r.triggers, reason, key_path, participant)
     if csv_path:

@@ -8,11 +8,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from lotledger.ledger.witness.state import ForkEvidence
-
 
 class LedgerError(Exception):
     """The data is bad or not allowed. `reason` is stable and machine-readable; `field` names
@@ -108,27 +103,21 @@ class VerificationFailed(LedgerError):
         return f"entry {self.seq}: {self.message}" if self.seq is not None else self.message
 
 
-class WitnessError(LedgerError):
-    """A witness refuses a checkpoint (c2sp.org/tlog-witness add-checkpoint). `status` is the
-    HTTP status the spec assigns; for 409 `latest_size` is the size the witness last cosigned
-    (its response body); `evidence` is set when the refused checkpoint contradicts what the
-    witness cosigned (a possible fork of the log, kept as proof)."""
+class RequestError(LedgerError):
+    """A client-side driver (lotledger.audit, a witness's state) cannot do what it was asked,
+    and the person who asked must change something: an argument names a checkpoint the log
+    never issued, a directory is held by another process. Nothing was written.
 
-    default_reason = "WITNESS_REFUSED"
+    `message` is whole and meant to be shown as it is. `usage` says where the fault lies:
+    True, in what was given (a command line treats it as a bad argument, exit 2); False, the
+    request is sound but cannot be done now (exit 1). The exit code itself is chosen once, in
+    the CLI's error map; the error only says which kind it is."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        reason: str | None = None,
-        latest_size: int | None = None,
-        evidence: ForkEvidence | None = None,
-    ):
+    default_reason = "REQUEST_REFUSED"
+
+    def __init__(self, message: str, *, reason: str | None = None, usage: bool = True):
         super().__init__(message, reason=reason)
-        self.status = status
-        self.latest_size = latest_size
-        self.evidence = evidence
+        self.usage = usage
 
 
 class StorageError(Exception):

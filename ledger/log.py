@@ -10,9 +10,7 @@ a fixed cadence while the log grows, inside the same transaction as the entries 
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import queue
 import threading
 import time
@@ -39,6 +37,7 @@ from lotledger.ledger.errors import (
 from lotledger.ledger.store import DEFAULT_MAP_SIZE, Store, cosignature_key, from_u64, tree_key, u64
 from lotledger.ledger.tlog import merkle
 from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
+from lotledger.signing.files import ExclusiveLock, LockHeld, exclusive_lock
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, parse_note, sign_note
 from lotledger.v1 import records_pb2
@@ -255,7 +254,7 @@ class Ledger:
             self._queue.put(_STOP)
         self._writer.join()
         self.store.close()
-        os.close(self._writer_lock)
+        self._writer_lock.close()
 
     def _run_writer(self) -> None:
         stop = False
@@ -596,18 +595,14 @@ class LogReader:
         return None if raw is None else from_u64(raw)
 
 
-def _lock_writer(directory: Path) -> int:
+def _lock_writer(directory: Path) -> ExclusiveLock:
     """One writer per data directory, across processes: a second server (or `demo`) on the same
     directory would keep its own idea of the head and misnumber or refuse appends. The lock
-    goes with the process (kill -9 included). Returns the locked fd; raises StorageError."""
-    fd = os.open(directory / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    goes with the process (kill -9 included). Raises StorageError."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+        return exclusive_lock(directory / "writer.lock", mode=0o600)
+    except LockHeld:
         raise StorageError(
             f"{directory.parent} is in use by another lotledger process (a running server?): "
             "stop it first, or work on a copy"
         ) from None
-    return fd
-

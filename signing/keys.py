@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import TypeAlias
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from lotledger.signing.errors import InvalidKey, InvalidSignature, KeyFileError
+from lotledger.signing.files import atomic_write
 
 __all__ = [
     "PUBLIC_KEY_SIZE",
@@ -401,40 +401,16 @@ def write_public_file(path: _PathLike, data: bytes) -> None:
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to a new file next to `path`, created with `mode` (os.open, O_EXCL), fsync
-    it, os.replace it over `path`, and fsync the directory so the rename itself is durable.
+    """Write `data` over `path` with exactly `mode`, from the moment the file exists
+    (signing/files.py: a new file beside it, fsynced, renamed over it, the directory fsynced).
 
     Missing parent directories are created (with the default mode). Raises KeyFileError.
     """
-    parent = path.parent
-    tmp = parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, mode)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data, mode=mode, exact_mode=True)
     except OSError as e:
         raise KeyFileError(f"cannot write key file {path}: {e.strerror or e}") from e
-    try:
-        try:
-            os.fchmod(fd, mode)  # the umask may have cleared bits we want (0644 for .pub)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise KeyFileError(f"cannot write key file {path}: {e.strerror or e}") from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def sign_record(key: SigningKey, record_bytes: bytes) -> bytes:

@@ -206,7 +206,7 @@ def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: li
 
 
 def _kde(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
-    """KDE_MISSING (trace/fsma.py): one alert per record, naming every missing element; a
+    """KDE_MISSING (trace/standards/fsma.py): one alert per record, naming every missing element; a
     correction is judged by the body it puts in force."""
     body = in_force(record)
     missing = missing_kdes(body, IndexKdeContext(index))

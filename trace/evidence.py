@@ -1,7 +1,7 @@
 """Evidence files: a trace or recall report together with every entry behind it, each with its
 inclusion proof against one signed checkpoint, so that whoever holds the log's verifier key can
 check the report offline and needs to trust neither the server nor whoever handed over the file.
-Pure: no I/O. cli/evidence_cmd.py gathers and writes; this module says what a file holds
+Pure: no I/O. audit/evidence.py gathers and writes; this module says what a file holds
 (`assemble`, `named_seqs`, `gather_entries`) and checks one (`check_evidence`).
 
 Format `lotledger-evidence/1`, one JSON document (UTF-8):

@@ -184,13 +184,13 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
 
     @app.get("/recall-fsma.xlsx")
     def recall_fsma() -> Response:
-        from lotledger.cli.fsma_cmd import build, trace_lots, write_xlsx
+        from lotledger.audit.fsma import build, trace_lots, write_xlsx
         from lotledger.trace.standards.fsma import Filter
 
         lots, supplier_lots, reason = _recall_args()
         report = source.recall(lots, reason, supplier_lots)
         keep = Filter(trace_lots(source.client, report.triggers))
-        builder = build(source.client, keep, progress=False)
+        builder = build(source.client, keep)
         return _workbook(lambda path: write_xlsx(builder, path), "recall-fsma204.xlsx")
 
     @app.get("/alerts")

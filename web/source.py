@@ -2,7 +2,7 @@
 views stay thin and tests can point the app at any server.
 
 The app never writes: it holds no signing key and calls only read RPCs. With mTLS on, give it
-an auditor's (or QA's) client certificate; the server's read rule (ledger/access.py) then lets
+an auditor's (or QA's) client certificate; the server's read rule (ledger/core/access.py) then lets
 it see the whole log and nothing lets it append.
 """
 

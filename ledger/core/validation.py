@@ -25,7 +25,7 @@ from lotledger.signing.keys import VerifyKey
 from lotledger.v1 import records_pb2
 
 # 63 KiB, not 64: an Entry must fit the uint16 length of a C2SP tlog-tiles entry bundle (65,535
-# bytes; ledger/tiles.py), and the Entry framing around the record bytes is at most 209 bytes
+# bytes; ledger/tlog/tiles.py), and the Entry framing around the record bytes is at most 209 bytes
 # (seq varint 11, prev_hash 34, received_at 24, SignedRecord header 4 + record_bytes header 4 +
 # 64-char key_id 66 + 64-byte signature 66), so the largest entry is 64,721 bytes.
 # tests/ledger/test_tiles.py builds that worst case.

@@ -41,7 +41,7 @@ history needs no frame of its own: it is the admin entries in the log itself, re
 by the verifier, so a record signed by a key after its revocation fails exactly as in the live
 verify. An increment carries those admin entries in A frames, each proven to be in the log at P;
 what proofs cannot show is that none was left out, which a verifier holding its own state at F
-checks by comparing (ledger/increment.py).
+checks by comparing (ledger/verify/increment.py).
 
 Every way a bundle can be damaged is named: a frame cut short (TRUNCATED), an unknown or
 misplaced frame (MALFORMED_BUNDLE), an entry out of order or altered (the entry's own checks:
@@ -91,7 +91,7 @@ def _bad(message: str, reason: str = "MALFORMED_BUNDLE", seq: int | None = None)
 @dataclass(frozen=True)
 class Increment:
     """What an increment bundle says about the log before its first entry (frames P, K, L).
-    Unverified as read: ledger/increment.py checks it against the log key."""
+    Unverified as read: ledger/verify/increment.py checks it against the log key."""
 
     prior_note: bytes
     consistency: list[bytes]

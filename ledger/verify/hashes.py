@@ -1,7 +1,7 @@
 """Hash-only verification (`lotledger verify --no-signatures`): a pure state machine, no I/O.
 
 What it proves: the entries, exactly as received, are the log that the log key signed, in
-order, and they form the hash chain. Per entry, step 1 of the full verifier (ledger/verify.py)
+order, and they form the hash chain. Per entry, step 1 of the full verifier (ledger/verify/verifier.py)
 and its step 5:
   1. the bytes parse as an Entry whose seq is the next one and whose prev_hash is the leaf
      hash of the entry before (zeros for entry 0);

@@ -1,6 +1,6 @@
 """Checking where an increment bundle starts, without the entries before it: pure, no I/O.
 
-An increment (ledger/bundle.py, `lotledger-bundle/2`) holds the entries from tree size F to N.
+An increment (ledger/tlog/bundle.py, `lotledger-bundle/2`) holds the entries from tree size F to N.
 To check them as the live verify would, a verifier needs what the first F entries would have
 given it: the chain head (the leaf hash of entry F-1), the Merkle frontier at F, and the key
 history (who held which key, and which keys were revoked, as of F). The steps, in order:

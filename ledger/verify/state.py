@@ -1,6 +1,6 @@
 """A verifier's state, saved so that the next verification checks only what is new.
 
-Pure (de)serialization, no I/O: the CLI (cli/state_dir.py) writes the bytes atomically and
+Pure (de)serialization, no I/O: the CLI (audit/state_dir.py) writes the bytes atomically and
 reads them back. A state holds everything LogVerifier needs to go on from tree size N as if it
 had just fed the first N entries (the hash-chain head, the Merkle frontier, the key history,
 every record id with its submitter and kind) and the signed checkpoint of size N it was checked

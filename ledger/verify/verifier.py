@@ -37,7 +37,7 @@ from lotledger.v1 import records_pb2
 
 class Prechecked(NamedTuple):
     """One entry's stateless checks, done ahead of its turn (in worker processes, by
-    ledger/verify_pipeline.py) and applied by `feed` in order.
+    ledger/verify/pipeline.py) and applied by `feed` in order.
 
     `error`: what precheck raised before the signature step (size, key id, parse, validity),
     or None. `key`, `signature_ok`: the public key the signature was checked with and whether
@@ -52,7 +52,7 @@ class Prechecked(NamedTuple):
 
 
 SeenRecord = Seen
-"""What the verifier keeps of each record (its public name, for ledger/verify_state.py)."""
+"""What the verifier keeps of each record (its public name, for ledger/verify/state.py)."""
 
 
 class LogVerifier:
@@ -87,7 +87,7 @@ class LogVerifier:
         max_skew: timedelta = DEFAULT_MAX_SKEW,
     ) -> LogVerifier:
         """A verifier that goes on from entry `size` of a log checked before (a saved state,
-        ledger/verify_state.py) or proven another way (an increment bundle, ledger/increment.py).
+        ledger/verify/state.py) or proven another way (an increment bundle, ledger/verify/increment.py).
 
         `records` maps the record ids before `size` to their submitter and kind; it is used as
         is, not copied. With `records_complete` False it holds only some of them: a duplicate of

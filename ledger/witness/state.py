@@ -1,6 +1,6 @@
 """A witness (c2sp.org/tlog-witness): cosigns a log's checkpoint only if it is consistent with
 the last one it cosigned for that log. A pure state machine, no I/O and no clock; the driver
-(cli/witness_cmd.py) serves HTTP, persists the state and writes the fork evidence.
+(ledger/witness/http.py) serves HTTP, persists the state and writes the fork evidence.
 
 What it prevents: a split view, a log showing two parties two different histories that are each
 consistent on their own. A witness holds one (size, root) per log and moves it forward only
@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lotledger.ledger.errors import ProofError, WitnessError
+from lotledger.ledger.errors import LedgerError, ProofError
 from lotledger.ledger.tlog import merkle
 from lotledger.signing.cosignature import CosignatureSigner
 from lotledger.signing.errors import InvalidNote
@@ -191,6 +191,29 @@ class ForkEvidence:
             "old_size": self.old_size,
             "proof": [_b64(h) for h in self.proof],
         }
+
+
+class WitnessError(LedgerError):
+    """A witness refuses a checkpoint (c2sp.org/tlog-witness add-checkpoint). `status` is the
+    HTTP status the spec assigns; for 409 `latest_size` is the size the witness last cosigned
+    (its response body); `evidence` is set when the refused checkpoint contradicts what the
+    witness cosigned (a possible fork of the log, kept as proof)."""
+
+    default_reason = "WITNESS_REFUSED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        reason: str | None = None,
+        latest_size: int | None = None,
+        evidence: ForkEvidence | None = None,
+    ):
+        super().__init__(message, reason=reason)
+        self.status = status
+        self.latest_size = latest_size
+        self.evidence = evidence
 
 
 @dataclass(frozen=True)

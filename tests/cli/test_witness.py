@@ -376,7 +376,7 @@ def test_the_http_surface(tmp_path: Path, procs: Processes) -> None:
 def test_the_log_keeps_only_cosignatures_that_verify_with_the_configured_key(tmp_path: Path) -> None:
     from helpers import make_world
 
-    from lotledger.cli.witness_cmd import WitnessService, _Server
+    from lotledger.ledger.witness.http import WitnessServer, WitnessService
     from lotledger.ledger.witness.state import Witness
     from lotledger.ledger.witness.submitter import WitnessSubmitter, WitnessTarget
     from lotledger.signing.cosignature import CosignatureSigner
@@ -386,7 +386,7 @@ def test_the_log_keeps_only_cosignatures_that_verify_with_the_configured_key(tmp
     signer = CosignatureSigner("w.example", SigningKey.generate())
     (tmp_path / "ws").mkdir()
     service = WitnessService(Witness(signer, [NoteVerifier.from_string(ledger.log_verifier_key)]), tmp_path / "ws")
-    httpd = _Server(("127.0.0.1", 0), service)
+    httpd = WitnessServer(("127.0.0.1", 0), service)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:

@@ -1,4 +1,4 @@
-"""The KDE_MISSING rule at append time (trace/alerts.py over trace/fsma.py): each CTE record
+"""The KDE_MISSING rule at append time (trace/alerts.py over trace/standards/fsma.py): each CTE record
 kind raises it when a required Key Data Element is missing and not when it is complete; a
 correction that supplies the element is judged by the body it puts in force."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import make_world, shipment, signed
 
-from lotledger.ledger.errors import NotFound, VerificationFailed, WitnessError
+from lotledger.ledger.errors import NotFound, VerificationFailed
 from lotledger.ledger.store import Store
 from lotledger.ledger.tlog import merkle
 from lotledger.ledger.verify.verifier import check_cosignatures
@@ -21,6 +21,7 @@ from lotledger.ledger.witness.state import (
     EMPTY_ROOT,
     MAX_PROOF_LINES,
     Witness,
+    WitnessError,
     format_add_checkpoint,
     parse_add_checkpoint,
     state_from_json,

@@ -1,4 +1,4 @@
-"""The evidence checker (trace/evidence.py) and the tlog-proof format (ledger/tlog_proof.py),
+"""The evidence checker (trace/evidence.py) and the tlog-proof format (ledger/tlog/proof.py),
 over logs built in memory exactly as the ledger builds them (real keys, real entries, a real
 Merkle tree and a signed checkpoint) but with no admission checks, so that a test can also
 write what a dishonest server would: a record under someone else's key, a key registered after

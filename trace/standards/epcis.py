@@ -15,7 +15,7 @@ only when no event has a problem, so bad input leaves the ledger unchanged.
 | any of these with errorDeclaration           | Correction of the record the same event without the declaration made |
 
 Identifiers: EPC URNs and GS1 Digital Link URIs (any domain) normalise to one canonical form
-first (ledger/epcis_hash.py), so both give the same records and the same event hash. Lots are
+first (trace/standards/epcis_hash.py), so both give the same records and the same event hash. Lots are
 `01/<gtin>/10/<lot>` keys, locations `414/<gln>[/254/<ext>]`, parties `gln:<gln>`; lotledger ids
 without a GS1 key travel as `urn:lotledger:{lot,location,participant}:<id>`.
 
