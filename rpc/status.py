@@ -4,9 +4,18 @@ reverse, by the client (so a partner's code and the CLI see our error types agai
 Every error goes out with a google.rpc.Status carrying an ErrorInfo whose `reason` is the
 error's stable reason string and whose metadata names the field, so a partner's engineer can
 act on it programmatically without parsing the message.
+
+The servicer applies the table in one place: each RPC method wears `maps_errors` (unary
+responses) or `maps_stream_errors` (streamed responses), which turn any error the table
+knows into `context.abort_with_status`. Anything else (a bug) is left to gRPC, which answers
+UNKNOWN without details.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -41,11 +50,16 @@ ERROR_OF: dict[grpc.StatusCode, type[errors.LedgerError]] = {
     grpc.StatusCode.OUT_OF_RANGE: errors.OutOfRange,
 }
 
+# What the servicer maps: every error type the table names (both roots of the hierarchy).
+DOMAIN_ERRORS: tuple[type[Exception], ...] = tuple(dict.fromkeys(kind for kind, _ in STATUS_OF))
+
 # RESOURCE_EXHAUSTED reasons that are a service limit (ResourceExhausted), not a size (RecordTooLarge).
 LIMIT_REASONS = frozenset({"RATE_LIMITED", "TOO_MANY_STREAMS", "STREAM_RECORD_LIMIT", "STREAM_IDLE", "STREAM_STALLED"})
 
 
 def status_code(error: Exception) -> grpc.StatusCode:
+    """The table's code for `error` (the first entry it is an instance of); INTERNAL for
+    anything else."""
     for kind, code in STATUS_OF:
         if isinstance(error, kind):
             return code
@@ -53,6 +67,7 @@ def status_code(error: Exception) -> grpc.StatusCode:
 
 
 def reason_of(error: Exception) -> str:
+    """The stable reason string a client acts on; INTERNAL for errors that carry none."""
     return getattr(error, "reason", "INTERNAL")
 
 
@@ -75,6 +90,57 @@ def to_rpc_status(error: Exception) -> grpc.Status:
     message = getattr(error, "message", None) or str(error)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     return rpc_status.to_status(status)
+
+
+def abort(context: grpc.ServicerContext, error: Exception) -> NoReturn:
+    """End the call with `error`'s status and details. gRPC's abort_with_status raises to
+    unwind the handler; it never returns."""
+    context.abort_with_status(to_rpc_status(error))
+    raise AssertionError("ServicerContext.abort_with_status returned")  # pragma: no cover
+
+
+_Servicer = TypeVar("_Servicer")
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+
+def maps_errors(
+    method: Callable[[_Servicer, _Request, grpc.ServicerContext], _Response],
+) -> Callable[[_Servicer, _Request, grpc.ServicerContext], _Response]:
+    """For a servicer method with a unary response: a domain error it raises (DOMAIN_ERRORS)
+    ends the call with the status this table gives, so the method itself just raises.
+
+    Raises what gRPC's abort raises to end the call; errors outside the table pass through.
+    """
+
+    @functools.wraps(method)
+    def mapped(self: _Servicer, request: _Request, context: grpc.ServicerContext) -> _Response:
+        try:
+            return method(self, request, context)
+        except DOMAIN_ERRORS as e:
+            abort(context, e)
+
+    return mapped
+
+
+def maps_stream_errors(
+    method: Callable[[_Servicer, _Request, grpc.ServicerContext], Iterator[_Response]],
+) -> Callable[[_Servicer, _Request, grpc.ServicerContext], Iterator[_Response]]:
+    """`maps_errors` for a servicer method that streams its responses (a generator): a domain
+    error raised before or between responses ends the stream with the table's status, after
+    the responses already sent.
+
+    Raises what gRPC's abort raises to end the call; errors outside the table pass through.
+    """
+
+    @functools.wraps(method)
+    def mapped(self: _Servicer, request: _Request, context: grpc.ServicerContext) -> Iterator[_Response]:
+        try:
+            yield from method(self, request, context)
+        except DOMAIN_ERRORS as e:
+            abort(context, e)
+
+    return mapped
 
 
 def from_rpc_error(error: grpc.RpcError) -> Exception:

@@ -1,5 +1,7 @@
 """Who may do what over the wire: the caller's identity (from its mTLS certificate) and the
-one read rule. Pure: no gRPC, no LMDB; the servicer hands in what it read.
+one read rule. Pure: no gRPC, no LMDB; the servicer hands in what it read, and where a
+rule needs the trace index (does a lot concern the caller?) lotledger.trace.service answers
+that one question and this module decides.
 
 Identity. With mTLS on, the server requires a client certificate signed by its client CA;
 the participant it names is the SAN URI `lotledger:participant:<id>`, or, for a certificate
@@ -193,6 +195,53 @@ def lot_concerns(caller: Caller, records_behind_lot: Iterable[records_pb2.Record
     return False
 
 
+def require_lots(caller: Caller, lots: Iterable[str], concerns: Callable[[str], bool]) -> None:
+    """Every lot named must concern the caller. Whether one lot does needs the trace index
+    (which records are behind it), so `concerns` answers that for one lot (the trace service
+    asks `lot_concerns` over the index); a full reader is never asked, so a lot unknown to the
+    index reaches the query and is answered NOT_FOUND there, while a partner gets the same
+    refusal whether the lot exists or not.
+
+    Raises PermissionDenied (READ_NOT_ALLOWED, field "lot") for the first lot that does not concern it.
+    """
+    if caller.reads_everything:
+        return
+    for lot in lots:
+        if not concerns(lot):
+            raise refuse_lot(caller, lot)
+
+
+def entry_record(entry_bytes: bytes) -> records_pb2.Record:
+    """The record a stored entry carries, as its submitter wrote it (a correction stays a
+    correction: `is_party` looks inside it). Committed entries were validated on the way in,
+    so this decodes without re-checking.
+
+    Raises google.protobuf.message.DecodeError only for bytes that are not an entry.
+    """
+    entry = records_pb2.Entry.FromString(entry_bytes)
+    record: records_pb2.Record = records_pb2.Record.FromString(entry.signed_record.record_bytes)
+    return record
+
+
+def require_entry(
+    caller: Caller, seq: int, record: records_pb2.Record, names_a_lot_of_the_caller: Callable[[], bool]
+) -> None:
+    """May the caller read entry `seq`, whose record is `record`? Yes for a full reader, when
+    the record is the caller's (`is_party`), or when it names a lot that concerns the caller.
+    The last question needs the trace index, so it comes as a callable, asked only when the
+    first two answers are no (most reads of a partner are of its own entries).
+
+    Raises PermissionDenied (READ_NOT_ALLOWED, field "seq").
+    """
+    if caller.reads_everything:
+        return
+    assert caller.participant is not None  # require_known ran; partners have an identity
+    if is_party(caller.participant, record):
+        return
+    if not names_a_lot_of_the_caller():
+        raise refuse_entry(caller, seq)
+
+
 def require_full_reader(caller: Caller, what: str) -> None:
     """Raises Unauthenticated/PermissionDenied unless the caller reads everything."""
     require_known(caller)
@@ -214,6 +263,7 @@ def refuse_lot(caller: Caller, lot: str) -> PermissionDenied:
 
 
 def refuse_entry(caller: Caller, seq: int) -> PermissionDenied:
+    """The refusal for an entry the caller may not read (see `require_entry`)."""
     return PermissionDenied(
         f"entry {seq} does not concern {caller}: a partner reads the entries it is party to, "
         "and those naming lots that concern it",
