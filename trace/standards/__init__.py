@@ -1,2 +1,4 @@
-"""Trace data in the standards' shapes: GS1 EPCIS 2.0 events and their event hashes, FSMA 204
-key data elements and its sortable spreadsheet, and the recall report."""
+"""Trace data in the standards' shapes, pure: GS1 EPCIS 2.0 events to records and back
+(epcis.py) with identifier normalisation and the CBV 2.0 event hash (epcis_hash.py), FDA FSMA
+204 key data elements, its sortable-spreadsheet rows and KDE check (fsma.py) and the streaming
+.xlsx writer for it (xlsx.py), and the recall report's tables (recall_report.py)."""
