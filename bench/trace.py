@@ -146,6 +146,7 @@ def sample_keys(n_lots: int, samples: int) -> tuple[list[str], list[str]]:
 
 
 def run_lotledger(n_lots: int, samples: int, tmp: Path) -> dict[str, Any]:
+    from lotledger.ledger.core.registry import Registry
     from lotledger.ledger.log import LogReader
     from lotledger.ledger.store import Store, u64
     from lotledger.trace.index import TraceIndex
@@ -175,7 +176,7 @@ def run_lotledger(n_lots: int, samples: int, tmp: Path) -> dict[str, Any]:
             entry = records_pb2.Entry()
             entry.signed_record.record_bytes = r.SerializeToString()
             store.put(txn, "entries", u64(seq), entry.SerializeToString())
-    index.records = disk = LedgerRecords(LogReader(store))
+    index.records = disk = LedgerRecords(LogReader(store, Registry))
     del records, source
     gc.collect()
 

@@ -21,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lotledger.ledger.core.admission import Admitted, DuplicateRecordId, Seen, admit, precheck
+from lotledger.ledger.core import rules
+from lotledger.ledger.core.admission import Admitted, DuplicateRecordId, Seen, admit, precheck, record_key
 from lotledger.ledger.core.policy import ADMIN_KINDS
 from lotledger.ledger.core.records import sign
 from lotledger.ledger.core.registry import Registry
-from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, decode_record
+from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, decode_record, refuse_unknown_fields
 from lotledger.ledger.errors import (
     Conflict,
     LedgerError,
@@ -101,7 +102,7 @@ class Ledger:
         if stored_pub is not None and stored_pub != log_key.public.raw:
             raise StorageError("the log key does not match the key this ledger was initialized with")
         self._signer = NoteSigner(self.origin, log_key)
-        self.reader = LogReader(self.store)
+        self.reader = LogReader(self.store, lambda: self.registry)
         self._load_state()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Guards `_closed` against enqueue: nothing may be queued after _STOP, or it would
@@ -124,9 +125,11 @@ class Ledger:
         *,
         admin_id: str = "admin",
         config: LedgerConfig | None = None,
+        log_rules: int = rules.CURRENT,
     ) -> Ledger:
-        """Create the store and write entry 0, the self-signed registration of the first admin.
-        Raises StorageError if the directory already holds a ledger."""
+        """Create the store and write entry 0, the self-signed registration of the first admin,
+        which states the rules the log follows for ever (`log_rules`: older versions only for
+        tests of logs written before). Raises StorageError if the directory already holds a ledger."""
         store = Store(Path(data_dir) / "ledger", map_size=(config and config.map_size) or DEFAULT_MAP_SIZE)
         try:
             with store.write() as txn:
@@ -141,6 +144,8 @@ class Ledger:
         record.created_at.GetCurrentTime()
         record.participant_registered.participant_id = admin_id
         record.participant_registered.role = records_pb2.ROLE_ADMIN
+        if log_rules != rules.RULES_1:  # a rules-1 genesis states none, as those logs were written
+            record.participant_registered.rules_version = log_rules
         record.participant_registered.public_key = admin_key.public.raw
         record.participant_registered.business_name = "lotledger administrator"
         ledger.append(sign(record, admin_key))
@@ -204,6 +209,7 @@ class Ledger:
         Raises LedgerError."""
         if self._closed:
             raise Unavailable("the ledger is shutting down; retry against a running server")
+        refuse_unknown_fields(signed, "signed_record")  # only signed bytes are stored
         now = datetime.now(UTC)
         return precheck(
             signed, now, self.registry.public_key, max_skew=self.config.max_skew, max_age=self.config.max_age
@@ -376,17 +382,15 @@ class Ledger:
         record, signed = admitted.record, admitted.signed
         rid = record.record_id
 
-        def earlier(record_id: str) -> Seen | None:
-            found = batch_ids.get(record_id) or self._existing(txn, record_id)
-            if found is None:
-                return None
-            original = decode_record(found[0])
-            return Seen(original.submitter, original.WhichOneof("body") or "")
+        def earlier(key: str) -> Seen | None:
+            found = batch_ids.get(key) or self._existing(txn, key)
+            return None if found is None else claim_of(key, found[0], registry.rules)
 
         try:
-            admit(admitted, seq, registry, earlier)
+            admission = admit(admitted, seq, registry, earlier)
         except DuplicateRecordId:
-            first_bytes, first = batch_ids.get(rid) or self._existing(txn, rid) or (b"", None)
+            key = record_key(registry.rules, record.submitter, rid)
+            first_bytes, first = batch_ids.get(key) or self._existing(txn, key) or (b"", None)
             if first is None:
                 raise
             if first_bytes == signed.record_bytes:  # a client's retry: answered as the first time
@@ -401,18 +405,22 @@ class Ledger:
         leaf = merkle.leaf_hash(entry_bytes)
         new_frontier, nodes = merkle.append_leaf(frontier, seq, leaf)
         self.store.put_new(txn, "entries", u64(seq), entry_bytes, append=True)
-        self.store.put_new(txn, "record_ids", rid.encode(), u64(seq))
+        for key in admission.claims:
+            self.store.put_new(txn, "record_ids", key.encode(), u64(seq))
         for level, index, node in nodes:
             self.store.put_new(txn, "tree", tree_key(level, index), node)
         if admitted.kind in ADMIN_KINDS:
             self.store.put_new(txn, "admin_seqs", u64(seq), b"", append=True)
         frontier[:] = new_frontier
         result = AppendResult(seq, leaf, received_ns)
-        batch_ids[rid] = (signed.record_bytes, result)
+        for key in admission.claims:
+            batch_ids[key] = (signed.record_bytes, result)
         return result
 
-    def _existing(self, txn: Any, record_id: str) -> tuple[bytes, AppendResult] | None:
-        seq_raw = self.store.get(txn, "record_ids", record_id.encode())
+    def _existing(self, txn: Any, key: str) -> tuple[bytes, AppendResult] | None:
+        """The record bytes and result of the entry a `record_ids` key names (a record key or,
+        under rules 2, a shipment's claims: ledger/core/admission.py), or None."""
+        seq_raw = self.store.get(txn, "record_ids", key.encode())
         if seq_raw is None:
             return None
         seq = from_u64(seq_raw)
@@ -437,11 +445,14 @@ class Ledger:
             raise StorageError(f"entry {seq} is missing from the store")
         return entry, leaf
 
-    def seq_of(self, record_id: str) -> int:
-        """Raises NotFound."""
-        seq = self.reader.seq_of(record_id)
+    def seq_of(self, record_id: str, submitter: str = "") -> int:
+        """The seq of `submitter`'s record `record_id`. Under rules 2 record ids are scoped by
+        their submitter; without one, the only registered participant's record with that id.
+        Raises NotFound (also for an id several participants use: name the submitter)."""
+        seq = self.reader.seq_of(record_id, submitter)
         if seq is None:
-            raise NotFound(f"no record with record_id {record_id!r}", field="record_id")
+            whose = f" of {submitter!r}" if submitter else ""
+            raise NotFound(f"no record with record_id {record_id!r}{whose}", field="record_id")
         return seq
 
     def entries(self, start: int, end: int, batch_bytes: int = 1 << 20) -> Iterator[tuple[int, list[bytes]]]:
@@ -572,8 +583,9 @@ class LogReader:
     reads everything else from the entries, where it is the truth (trace/records.py). Safe on
     any thread; each call is one read transaction."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, registry: Callable[[], Registry]):
         self.store = store
+        self._registry = registry  # the writer's current key history: its rules and participants
 
     def records(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
         """The records of the committed entries `seqs`, as signed. Committed entries were
@@ -588,11 +600,33 @@ class LogReader:
                 out[seq] = records_pb2.Record.FromString(entry.signed_record.record_bytes)
         return out
 
-    def seq_of(self, record_id: str) -> int | None:
-        """The seq of the entry that holds `record_id`, or None."""
+    def seq_of(self, record_id: str, submitter: str = "") -> int | None:
+        """The seq of the entry that holds `submitter`'s `record_id`, or None. Under rules 2
+        without a submitter: the one registered participant's record with that id, None if
+        none or several have one."""
+        registry = self._registry()
+        if registry.rules < rules.RULES_2:
+            keys = [record_id]
+        elif submitter:
+            keys = [record_key(registry.rules, submitter, record_id)]
+        else:
+            keys = [record_key(registry.rules, p, record_id) for p in registry.participants]
         with self.store.read() as txn:
-            raw = self.store.get(txn, "record_ids", record_id.encode())
-        return None if raw is None else from_u64(raw)
+            found = {raw for raw in (self.store.get(txn, "record_ids", k.encode()) for k in keys) if raw is not None}
+        return from_u64(found.pop()) if len(found) == 1 else None
+
+
+def claim_of(key: str, record_bytes: bytes, log_rules: int) -> Seen:
+    """What the rules keep under a `record_ids` key, read back from the record that made it
+    (under rules 1 every key is a record id, whatever it starts with)."""
+    record = decode_record(record_bytes)
+    if log_rules < rules.RULES_2:
+        return Seen(record.submitter, record.WhichOneof("body") or "")
+    if key.startswith("#to/"):
+        return Seen(record.shipment.to_participant, "consignee")
+    if key.startswith("#shipment/"):
+        return Seen(record.submitter, "shipment")
+    return Seen(record.submitter, record.WhichOneof("body") or "")
 
 
 def _lock_writer(directory: Path) -> ExclusiveLock:

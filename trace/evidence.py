@@ -440,7 +440,7 @@ def _authenticated_records(raw: Mapping[int, bytes]) -> dict[int, _Record]:
                 "MISSING_ENTRY",
                 seq,
             )
-        ids[record.record_id] = admission.seen
+        ids.update(admission.claims)
         out[seq] = _Record(seq, in_force(record))
     return out
 

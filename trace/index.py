@@ -406,7 +406,8 @@ class TraceIndex:
                 self.recalled.setdefault(n, opened.recall_id)
 
     def _correct(self, seq: int, record: records_pb2.Record) -> None:
-        original = self.records.seq_of(record.correction.corrects_record_id)
+        c = record.correction
+        original = self.records.seq_of(c.corrects_record_id, c.corrects_submitter or record.submitter)
         if original is None:  # the ledger refuses such corrections; nothing to replace
             return
         in_place = self.superseded.get(original, original)

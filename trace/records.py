@@ -37,7 +37,10 @@ class Records(Protocol):
         """Several at once (one read transaction for the ledger)."""
         ...
 
-    def seq_of(self, record_id: str) -> int | None: ...
+    def seq_of(self, record_id: str, submitter: str = "") -> int | None:
+        """The seq of `submitter`'s record `record_id` (record ids are scoped by submitter
+        under rules 2), or None."""
+        ...
 
 
 class ListRecords:
@@ -46,6 +49,7 @@ class ListRecords:
     def __init__(self, records: Sequence[records_pb2.Record] = ()):
         self.items: list[records_pb2.Record] = []
         self._seqs: dict[str, int] = {}
+        self._scoped: dict[tuple[str, str], int] = {}
         for r in records:
             self.append(r)
 
@@ -53,6 +57,7 @@ class ListRecords:
         seq = len(self.items)
         self.items.append(record)
         self._seqs.setdefault(record.record_id, seq)
+        self._scoped.setdefault((record.submitter, record.record_id), seq)
         return seq
 
     def record(self, seq: int) -> records_pb2.Record:
@@ -61,7 +66,9 @@ class ListRecords:
     def many(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]:
         return {s: in_force(self.items[s]) for s in seqs}
 
-    def seq_of(self, record_id: str) -> int | None:
+    def seq_of(self, record_id: str, submitter: str = "") -> int | None:
+        if submitter and (submitter, record_id) in self._scoped:
+            return self._scoped[(submitter, record_id)]
         return self._seqs.get(record_id)
 
 
@@ -70,7 +77,7 @@ class RecordReader(Protocol):
 
     def records(self, seqs: Iterable[int]) -> dict[int, records_pb2.Record]: ...
 
-    def seq_of(self, record_id: str) -> int | None: ...
+    def seq_of(self, record_id: str, submitter: str = "") -> int | None: ...
 
 
 class LedgerRecords:
@@ -86,5 +93,5 @@ class LedgerRecords:
         """Raises NotFound (lotledger.ledger.errors) for a seq beyond the log."""
         return {seq: in_force(record) for seq, record in self.reader.records(seqs).items()}
 
-    def seq_of(self, record_id: str) -> int | None:
-        return self.reader.seq_of(record_id)
+    def seq_of(self, record_id: str, submitter: str = "") -> int | None:
+        return self.reader.seq_of(record_id, submitter)

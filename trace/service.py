@@ -19,7 +19,7 @@ from typing import Literal
 
 from lotledger.ledger.core import access
 from lotledger.ledger.core.access import Caller
-from lotledger.ledger.errors import InvalidRecord, NotFound
+from lotledger.ledger.errors import InvalidRecord, NotFound, PermissionDenied
 from lotledger.trace import queries, wire
 from lotledger.trace.effects import SHIPMENT, effects
 from lotledger.trace.index import TraceIndex
@@ -61,7 +61,7 @@ class TraceService:
             return False
         seqs = index.seqs(node)  # oldest first: the rule looks at who recorded the lot first
         found = index.records.many(seqs)
-        return access.lot_concerns(caller, [found[s] for s in seqs if s in found])
+        return access.lot_concerns(caller, lot, [found[s] for s in seqs if s in found])
 
     def _require_lots(self, index: TraceIndex, caller: Caller, lots: Iterable[str]) -> None:
         access.require_lots(caller, lots, lambda lot: self.lot_concerns(index, caller, lot))
@@ -88,6 +88,24 @@ class TraceService:
             return self.live.query(ask)
 
         access.require_entry(caller, seq, record, names_a_lot_of_the_caller)
+
+    def seq_of_record(self, caller: Caller, record_id: str, submitter: str = "") -> int:
+        """The seq of `submitter`'s record `record_id` for GetEntry. For a partner, `submitter`
+        defaults to itself (record ids are scoped by submitter under rules 2), and a record that
+        does not exist is refused exactly as one it may not read, so no partner learns which of
+        another's ids exist.
+
+        Raises NotFound (a full reader), PermissionDenied (READ_NOT_ALLOWED), StorageError.
+        """
+        if caller.reads_everything:
+            return self.live.ledger.seq_of(record_id, submitter)
+        assert caller.participant is not None  # require_known ran
+        try:
+            seq = self.live.ledger.seq_of(record_id, submitter or caller.participant)
+            self.require_entry(caller, seq)
+        except (NotFound, PermissionDenied):
+            raise access.refuse_record(caller, record_id) from None
+        return seq
 
     # ---- queries ------------------------------------------------------------------------------
 

@@ -29,11 +29,13 @@ Reads (the rule, in one place):
 - A record is *its* (the participant is party to it) when it submitted it, or the record
   names it as a counterparty: a shipment's from/to participant, a receipt's participant, a
   material receipt's supplier.
-- A lot *concerns* a participant when the first entry behind the lot in the trace index is
-  its own (it made the lot, or first recorded it), or another participant's entry behind the
-  lot names it as counterparty (the lot was shipped to or by it, or received from it as
-  supplier). Its own later entries do not count, or writing a receipt naming any lot would
-  open that lot to its writer.
+- A lot *concerns* a participant when the lot is its own (`lot_owner`: it produced the lot,
+  or first received it in a material receipt), or another participant's entry behind the lot
+  names it as counterparty (the lot was shipped to or by it, or received from it as
+  supplier): one step up and one step down. Mentioning a lot opens nothing: a shipment,
+  receipt or scan that names someone else's lot, even before that lot is made, does not make
+  it the writer's.
+- A record id a partner may not read and one that does not exist get the same refusal.
 - An entry is readable when it is the caller's, or it names a lot that concerns the caller.
 - Checkpoints and consistency proofs are public by nature in a transparency log: they carry
   a tree size and hashes, nothing about any record, and every participant (and witness)
@@ -50,6 +52,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lotledger.ledger.core.policy import ADMIN_KINDS
+from lotledger.ledger.core.validation import lot_key
 from lotledger.ledger.errors import PermissionDenied, Unauthenticated
 from lotledger.v1 import records_pb2
 
@@ -177,22 +180,45 @@ def _named_by_another(participant: str, record: records_pb2.Record) -> bool:
     return is_party(participant, record)
 
 
-def lot_concerns(caller: Caller, records_behind_lot: Iterable[records_pb2.Record]) -> bool:
-    """Does a lot concern the caller, given the records behind it in log order (the trace
-    index's seqs, oldest first)? Yes when the caller's own record is the first behind the lot
-    (it made the lot, or first recorded it), or another participant's record names the caller
-    as its counterparty (shipped it to or from the caller, received it from the caller as
-    supplier). The caller's own later records do not count: writing a receipt or a shipment
-    that names someone else's lot must not open that lot's trace to its writer."""
+def lot_owner(lot: str, records_behind_lot: Iterable[records_pb2.Record]) -> str | None:
+    """Whose lot is it? The participant that produced it (a production run with it among its
+    outputs, or a produce scan of it); else the one that first received it (a material
+    receipt); else, for a lot nobody made or received in this log (a supplier's own lot), the
+    first that shipped it from itself. Never whoever merely mentioned it first: a shipment
+    naming a lot that someone else makes, even before it is made, does not make it the
+    shipper's. `records_behind_lot`: in log order."""
+    received: str | None = None
+    shipped: str | None = None
+    for record in records_behind_lot:
+        kind = record.WhichOneof("body")
+        if kind == "production_run" and any(lot_key(o.lot) == lot for o in record.production_run.outputs):
+            return record.submitter
+        if kind == "scan" and record.scan.meaning == records_pb2.SCAN_MEANING_PRODUCE:
+            g = record.scan.gs1
+            if g.gtin and g.lot and lot_key(records_pb2.LotId(gtin=g.gtin, lot=g.lot)) == lot:
+                return record.submitter
+        if kind == "material_received" and received is None and lot_key(record.material_received.lot) == lot:
+            received = record.submitter
+        if kind == "shipment" and shipped is None and record.shipment.from_participant == record.submitter:
+            if any(lot_key(item.lot) == lot for item in record.shipment.lots):
+                shipped = record.submitter
+    return received or shipped
+
+
+def lot_concerns(caller: Caller, lot: str, records_behind_lot: Sequence[records_pb2.Record]) -> bool:
+    """Does `lot` concern the caller, given the records behind it in log order (the trace
+    index's seqs, oldest first)? Yes when the lot is the caller's own (`lot_owner`: it made
+    the lot or first received it), or another participant's record names the caller as its
+    counterparty (shipped it to or from the caller, received it from the caller as supplier):
+    one step up and one step down. Mentioning a lot opens nothing: a shipment, receipt or
+    scan naming someone else's lot (even before that lot is made) does not make it the
+    writer's."""
     if caller.reads_everything:
         return True
     assert caller.participant is not None  # require_known ran; partners have an identity
-    for position, record in enumerate(records_behind_lot):
-        if position == 0 and record.submitter == caller.participant:
-            return True
-        if _named_by_another(caller.participant, record):
-            return True
-    return False
+    if lot_owner(lot, records_behind_lot) == caller.participant:
+        return True
+    return any(_named_by_another(caller.participant, record) for record in records_behind_lot)
 
 
 def require_lots(caller: Caller, lots: Iterable[str], concerns: Callable[[str], bool]) -> None:
@@ -259,6 +285,17 @@ def refuse_lot(caller: Caller, lot: str) -> PermissionDenied:
         f"lot {lot!r} does not concern {caller}: a partner reads the lots it shipped, received, supplied or made",
         reason="READ_NOT_ALLOWED",
         field="lot",
+    )
+
+
+def refuse_record(caller: Caller, record_id: str) -> PermissionDenied:
+    """The refusal for a record id a partner may not read, or that does not exist: one answer
+    for both, so an id cannot be probed for."""
+    return PermissionDenied(
+        f"no record {record_id!r} that {caller} may read: a partner reads the entries it is party to, "
+        "and those naming lots that concern it",
+        reason="READ_NOT_ALLOWED",
+        field="record_id",
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from lotledger.ledger.core import rules
 from lotledger.ledger.core.policy import ADMIN_KINDS
 from lotledger.ledger.core.registry import Registry
 from lotledger.ledger.core.validation import (
@@ -134,12 +135,32 @@ class DuplicateRecordId(Conflict):
 
 @dataclass(frozen=True)
 class Admission:
-    """What `admit` decided beyond "yes". `correction_unchecked`: the record corrects one the
-    caller's history does not hold (an increment checked without its earlier records), so the
-    correction rule could not be applied; the caller lists or refuses it."""
+    """What `admit` decided beyond "yes": the keys to remember the record under (`claims`:
+    its record key, and under rules 2 a shipment's id and consignee) and whether a correction
+    could be checked. `correction_unchecked`: the record corrects one the caller's history does
+    not hold (an increment checked without its earlier records), so the correction rule could
+    not be applied; the caller lists or refuses it."""
 
-    seen: Seen
+    claims: dict[str, Seen]
     correction_unchecked: bool = False
+
+
+def record_key(log_rules: int, submitter: str, record_id: str) -> str:
+    """Where a log keeps a record id: the id itself under rules 1 (one namespace for everyone),
+    `<submitter>/<record id>` under rules 2 (each participant names its own records; a
+    participant id holds no `/`, so the key is unambiguous)."""
+    return record_id if log_rules < rules.RULES_2 else f"{submitter}/{record_id}"
+
+
+def shipment_key(shipment_id: str) -> str:
+    """Where a rules-2 log keeps who owns a shipment id (`#` starts no participant id, so no
+    record key looks like it)."""
+    return f"#shipment/{shipment_id}"
+
+
+def consignee_key(shipment_id: str) -> str:
+    """Where a rules-2 log keeps to whom a shipment was sent (Seen.submitter is the consignee)."""
+    return f"#to/{shipment_id}"
 
 
 def admit(
@@ -152,15 +173,20 @@ def admit(
     check_key: bool = True,
 ) -> Admission:
     """Admit `admitted` as entry `seq` of a log whose key history before it is `registry` and
-    whose earlier records `earlier(record_id)` finds. The steps, in order:
+    whose earlier records `earlier(key)` finds (keys from `record_key`, and under rules 2
+    `shipment_key` and `consignee_key`). The steps, in order:
 
       1. the key: verified now if precheck did not know it; registered to the submitter and
          not revoked as of `seq`; the submitter's role may submit the kind (only entry 0 may
          register its own admin key: the genesis rule);
-      2. the record id is new in the log;
-      3. a correction corrects an earlier record, of the same kind, by its submitter or an
-         admin (with `complete` False and the target unknown: `correction_unchecked`);
-      4. an admin record changes the key history: `registry` is updated in place.
+      2. the record id is new in the log (under rules 2: among the submitter's own);
+      3. under rules 2, ownership (`check_ownership`): a shipment is sent by its submitter
+         under a shipment id no other participant holds; a receipt is made by the consignee
+         (and the shipment owner it names, if any, is the one holding the id);
+      4. a correction corrects an earlier record, of the same kind, by its submitter or an
+         admin, and the corrected body keeps the original's ownership (with `complete` False
+         and the target unknown: `correction_unchecked`);
+      5. an admin record changes the key history: `registry` is updated in place.
 
     `check_key` False skips step 1, for a verifier told to check hashes and not signatures
     (`verify --no-signatures` resuming a saved state): the rest still keeps the key history
@@ -171,26 +197,92 @@ def admit(
     """
     if check_key:
         authorize(admitted, registry, seq)
-    record = admitted.record
-    if earlier(record.record_id) is not None:
+    record, kind, log_rules = admitted.record, admitted.kind, registry.rules
+    key = record_key(log_rules, record.submitter, record.record_id)
+    if earlier(key) is not None:
         raise DuplicateRecordId(record.record_id)
+    claims = {key: Seen(record.submitter, kind)}
     unchecked = False
-    if admitted.kind == "correction":
-        target = record.correction.corrects_record_id
-        original = earlier(target)
+    if kind == "correction":
+        c = record.correction
+        owner = c.corrects_submitter or record.submitter if log_rules >= rules.RULES_2 else record.submitter
+        original = earlier(record_key(log_rules, owner, c.corrects_record_id))
         if original is not None:
             check_correction(record, original, registry)
+            if log_rules >= rules.RULES_2:
+                check_ownership(c.corrected, original.submitter, earlier)
         elif complete:
             raise InvalidRecord(
-                f"correction.corrects_record_id: no record {target!r} earlier in the log",
+                f"correction.corrects_record_id: no record {c.corrects_record_id!r} earlier in the log"
+                + (f" (of {owner!r})" if log_rules >= rules.RULES_2 else ""),
                 reason="UNKNOWN_RECORD",
                 field="correction.corrects_record_id",
             )
         else:
             unchecked = True
-    if admitted.kind in ADMIN_KINDS:
+    elif log_rules >= rules.RULES_2:
+        claims.update(check_ownership(record, record.submitter, earlier))
+    if kind in ADMIN_KINDS:
         registry.check_and_apply(record, seq)
-    return Admission(Seen(record.submitter, admitted.kind), unchecked)
+    return Admission(claims, unchecked)
+
+
+def check_ownership(body: records_pb2.Record, owner: str, earlier: Callable[[str], Seen | None]) -> dict[str, Seen]:
+    """Step 3 of `admit` (rules 2): no record speaks for another participant. `owner`: whose
+    record `body` is (its submitter; for a correction, the corrected record's submitter).
+    Returns the claims a new shipment makes (its id and its consignee). A shipment id the
+    history does not hold is unclaimed (a receipt of it is an irregularity to flag, not refuse).
+
+    Raises PermissionDenied (NOT_YOUR_SHIPMENT, SHIPMENT_ID_TAKEN, NOT_YOUR_RECEIPT,
+    NOT_THE_CONSIGNEE) or InvalidRecord (SHIPMENT_OWNER_MISMATCH).
+    """
+    kind = body.WhichOneof("body")
+    if kind == "shipment":
+        s = body.shipment
+        if s.from_participant != owner:
+            raise PermissionDenied(
+                f"shipment.from_participant is {s.from_participant!r}, but this is {owner!r}'s record: "
+                "a shipment is sent by the participant that submits it",
+                reason="NOT_YOUR_SHIPMENT",
+                field="shipment.from_participant",
+            )
+        held = earlier(shipment_key(s.shipment_id))
+        if held is not None and held.submitter != owner:
+            raise PermissionDenied(
+                f"shipment id {s.shipment_id!r} belongs to another participant; use one of your own",
+                reason="SHIPMENT_ID_TAKEN",
+                field="shipment.shipment_id",
+            )
+        if held is not None:
+            return {}
+        return {
+            shipment_key(s.shipment_id): Seen(owner, "shipment"),
+            consignee_key(s.shipment_id): Seen(s.to_participant, "consignee"),
+        }
+    if kind == "receipt":
+        r = body.receipt
+        if r.participant != owner:
+            raise PermissionDenied(
+                f"receipt.participant is {r.participant!r}, but this is {owner!r}'s record: "
+                "a receipt is made by the participant that received the goods",
+                reason="NOT_YOUR_RECEIPT",
+                field="receipt.participant",
+            )
+        held = earlier(shipment_key(r.shipment_id))
+        if held is not None and r.shipment_owner and held.submitter != r.shipment_owner:
+            raise InvalidRecord(
+                f"receipt.shipment_owner: {r.shipment_owner!r} sent no shipment {r.shipment_id!r}",
+                reason="SHIPMENT_OWNER_MISMATCH",
+                field="receipt.shipment_owner",
+            )
+        consignee = earlier(consignee_key(r.shipment_id))
+        if consignee is not None and consignee.submitter != owner:
+            raise PermissionDenied(
+                f"shipment {r.shipment_id!r} was not sent to {owner!r}: only its consignee records its receipt",
+                reason="NOT_THE_CONSIGNEE",
+                field="receipt.shipment_id",
+            )
+    return {}
 
 
 def authorize(admitted: Admitted, registry: Registry, seq: int) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from lotledger.ledger.core import policy
+from lotledger.ledger.core import policy, rules
 from lotledger.ledger.errors import Conflict, InvalidRecord, PermissionDenied, Unauthenticated
 from lotledger.signing.keys import key_id as compute_key_id
 from lotledger.v1 import records_pb2
@@ -61,6 +61,8 @@ class Registry:
         self.participants: dict[str, Participant] = {}
         self.keys: dict[str, KeyInfo] = {}
         self.locations: dict[str, Location] = {}
+        # The admission rules of the log (ledger/core/rules.py), as its genesis entry states them.
+        self.rules = rules.RULES_1
 
     def copy(self) -> Registry:
         """A deep copy, so a writer can apply a batch tentatively and drop it if the commit fails."""
@@ -158,6 +160,20 @@ class Registry:
         return True
 
     def _register(self, reg: records_pb2.ParticipantRegistered, seq: int) -> None:
+        stated = rules.of_genesis(reg.rules_version) if self.is_empty else None
+        if stated is not None and stated not in rules.KNOWN:
+            raise InvalidRecord(
+                f"participant_registered.rules_version: this lotledger knows rules {sorted(rules.KNOWN)}, "
+                f"not {reg.rules_version}; verify this log with a newer lotledger",
+                reason="UNKNOWN_RULES",
+                field="participant_registered.rules_version",
+            )
+        if stated is None and reg.rules_version:
+            raise InvalidRecord(
+                "participant_registered.rules_version: only the genesis entry states the log's rules",
+                reason="RULES_AFTER_GENESIS",
+                field="participant_registered.rules_version",
+            )
         kid = compute_key_id(reg.public_key)
         role = policy.role_name(reg.role)
         existing_key = self.keys.get(kid)
@@ -185,6 +201,8 @@ class Registry:
                 setattr(participant, name, value)
         participant.key_ids.append(kid)
         self.keys[kid] = KeyInfo(kid, bytes(reg.public_key), reg.participant_id, seq)
+        if stated is not None:
+            self.rules = stated
 
     def _revoke(self, rev: records_pb2.KeyRevoked, seq: int) -> None:
         info = self.keys.get(rev.key_id)

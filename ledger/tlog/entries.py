@@ -18,8 +18,11 @@ ZERO_HASH = bytes(32)
 
 
 def build_entry(seq: int, prev_hash: bytes, received_at_ns: int, signed: records_pb2.SignedRecord) -> bytes:
-    """The entry bytes for position `seq`; `signed` carries the submitter's bytes untouched."""
-    entry = records_pb2.Entry(seq=seq, prev_hash=prev_hash, signed_record=signed)
+    """The entry bytes for position `seq`; `signed` carries the submitter's bytes untouched.
+    Only its three signed fields go in: whatever else a client sent (unknown fields) is never
+    stored, so an entry is canonical and no bigger than its record allows."""
+    clean = records_pb2.SignedRecord(record_bytes=signed.record_bytes, key_id=signed.key_id, signature=signed.signature)
+    entry = records_pb2.Entry(seq=seq, prev_hash=prev_hash, signed_record=clean)
     entry.received_at.FromNanoseconds(received_at_ns)
     data: bytes = entry.SerializeToString(deterministic=True)
     return data

@@ -160,7 +160,7 @@ class KeyHistory:
             raise
         except LedgerError as e:
             raise VerificationFailed(f"key history: {e.message}", seq=seq, reason=e.reason) from e
-        self.records[admitted.record.record_id] = admission.seen
+        self.records.update(admission.claims)
         self.last_seq = seq
 
 

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lotledger.ledger.core import rules
 from lotledger.ledger.core.registry import KeyInfo, Location, Participant, Registry
 from lotledger.ledger.errors import LedgerError, VerificationFailed
 from lotledger.ledger.tlog import merkle
@@ -207,11 +208,14 @@ def _registry_json(registry: Registry) -> dict[str, Any]:
         item = asdict(info)
         item["public_key"] = info.public_key.hex()
         keys.append(item)
-    return {
+    out: dict[str, Any] = {
         "participants": [asdict(p) for p in registry.participants.values()],
         "keys": keys,
         "locations": [asdict(loc) for loc in registry.locations.values()],
     }
+    if registry.rules != rules.RULES_1:  # states of logs under rules 1 stay byte for byte as they were
+        out["rules"] = registry.rules
+    return out
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -296,4 +300,5 @@ def _registry_from_json(data: dict[str, Any]) -> Registry:
         registry.keys[k["key_id"]] = KeyInfo(**{**k, "public_key": bytes.fromhex(k["public_key"])})
     for loc in data["locations"]:
         registry.locations[loc["location_id"]] = Location(**loc)
+    registry.rules = int(data.get("rules", rules.RULES_1))
     return registry

@@ -23,9 +23,16 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from lotledger.ledger.core import rules
 from lotledger.ledger.core.admission import Admitted, Seen, admit, check_signature, precheck
 from lotledger.ledger.core.registry import Registry
-from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, decode_record, record_kind, timestamp_to_datetime
+from lotledger.ledger.core.validation import (
+    DEFAULT_MAX_SKEW,
+    decode_record,
+    record_kind,
+    refuse_unknown_fields,
+    timestamp_to_datetime,
+)
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
 from lotledger.ledger.tlog import merkle
 from lotledger.ledger.tlog.entries import ZERO_HASH, decode_entry
@@ -129,6 +136,8 @@ class LogVerifier:
         try:
             if not link.entry.HasField("received_at"):
                 raise VerificationFailed("entry has no received_at", seq=seq, reason="MALFORMED_ENTRY")
+            if self.registry.rules >= rules.RULES_2:  # the writer stores canonical entries only
+                refuse_unknown_fields(link.entry, "entry")
             now = timestamp_to_datetime(link.entry.received_at)
             if self.check_signatures:
                 admitted = self._precheck(signed, now, prechecked)
@@ -149,7 +158,7 @@ class LogVerifier:
             raise VerificationFailed(e.message, seq=seq, reason=e.reason) from e
         if admission.correction_unchecked:
             self.unchecked_corrections.append(seq)
-        self._records[admitted.record.record_id] = admission.seen
+        self._records.update(admission.claims)
         self.frontier, _ = merkle.append_leaf(self.frontier, seq, link.leaf_hash)
         self.head = link.leaf_hash
         self.size = seq + 1

@@ -1,7 +1,8 @@
 """The writer and every verifier apply one admission rule (ledger/core/admission.py `admit`).
 
 Each scenario is a sequence of signed records after a common start (the genesis admin, the
-supplier `acme`, the manufacturer `plant`, QA `qa1`); its last record is the candidate. The
+supplier `acme`, the manufacturer `plant`, QA `qa1`, the distributor `dist`); its last record
+is the candidate, judged in a log of rules 1 and in one of rules 2 (ledger/core/rules.py). The
 writer (a real Ledger on LMDB) decides on it. Then the same entries, with the candidate
 forced in as the next entry the way a dishonest log would serve it, go to the regulator's
 verifier, the evidence checker and (for key history records) the increment checker. Every
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 from helpers import ORIGIN, material_received, new_record, quality_check, registration, revocation, shipment, signed
 
+from lotledger.ledger.core import rules
 from lotledger.ledger.errors import LedgerError, VerificationFailed
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.tlog import merkle
@@ -48,6 +50,7 @@ class Cast:
     plant: SigningKey
     qa: SigningKey
     stranger: SigningKey
+    dist: SigningKey
 
 
 def _revocation_again(key_id: str) -> records_pb2.Record:
@@ -57,10 +60,34 @@ def _revocation_again(key_id: str) -> records_pb2.Record:
     return record
 
 
-def _correction(submitter: str, target: str, body: records_pb2.Record) -> records_pb2.Record:
+def _correction(submitter: str, target: str, body: records_pb2.Record, owner: str = "") -> records_pb2.Record:
     record = new_record(submitter)
     record.correction.corrects_record_id, record.correction.reason = target, "typo"
+    record.correction.corrects_submitter = owner
     record.correction.corrected.CopyFrom(body)
+    return record
+
+
+def _owner(record: records_pb2.Record, owner: str) -> records_pb2.Record:
+    record.receipt.shipment_owner = owner
+    return record
+
+
+def _shipped(
+    submitter: str, shipment_id: str, *, sender: str | None = None, to: str = "plant", record_id: str | None = None
+) -> records_pb2.Record:
+    record = shipment(submitter, record_id=record_id)
+    record.shipment.shipment_id, record.shipment.to_participant = shipment_id, to
+    record.shipment.from_participant = sender or submitter
+    return record
+
+
+def _received(submitter: str, shipment_id: str, *, participant: str | None = None) -> records_pb2.Record:
+    record = new_record(submitter)
+    r = record.receipt
+    r.shipment_id, r.participant, r.location = shipment_id, participant or submitter, "dock"
+    r.lots.add().CopyFrom(shipment().shipment.lots[0])
+    r.received_at.GetCurrentTime()
     return record
 
 
@@ -73,7 +100,9 @@ def _bad_signature(s: records_pb2.SignedRecord) -> records_pb2.SignedRecord:
 
 Scenario = Callable[[Cast], list[records_pb2.SignedRecord]]
 
-SCENARIOS: dict[str, tuple[Scenario, str | None]] = {
+Expected = str | None | dict[int, str | None]
+
+SCENARIOS: dict[str, tuple[Scenario, Expected]] = {
     "a valid shipment": (lambda c: [signed(shipment("acme"), c.acme)], None),
     "an unknown key": (lambda c: [signed(shipment("acme"), c.stranger)], "UNKNOWN_KEY"),
     "another participant's key": (lambda c: [signed(shipment("acme"), c.plant)], "KEY_NOT_SUBMITTERS"),
@@ -95,7 +124,7 @@ SCENARIOS: dict[str, tuple[Scenario, str | None]] = {
             signed(shipment("acme", record_id="dup-2"), c.acme),
             signed(material_received("plant", record_id="dup-2"), c.plant),
         ],
-        "DUPLICATE_RECORD_ID",
+        {1: "DUPLICATE_RECORD_ID", 2: None},  # rules 2 scope record ids by their submitter
     ),
     "a correction by its submitter": (
         lambda c: [
@@ -107,10 +136,55 @@ SCENARIOS: dict[str, tuple[Scenario, str | None]] = {
     "a correction by an admin": (
         lambda c: [
             signed(shipment("acme", record_id="fix-2"), c.acme),
-            signed(_correction("admin", "fix-2", shipment("acme", record_id="fix-2", amount="9")), c.admin),
+            signed(_correction("admin", "fix-2", shipment("acme", record_id="fix-2", amount="9"), "acme"), c.admin),
         ],
         None,
     ),
+    "a correction that ships in another's name": (
+        lambda c: [
+            signed(_shipped("acme", "SH-C5", record_id="fix-5"), c.acme),
+            signed(_correction("acme", "fix-5", _shipped("acme", "SH-C5", sender="plant", record_id="fix-5")), c.acme),
+        ],
+        {1: None, 2: "NOT_YOUR_SHIPMENT"},
+    ),
+    "a shipment in another's name": (
+        lambda c: [signed(_shipped("acme", "SH-N1", sender="plant"), c.acme)],
+        {1: None, 2: "NOT_YOUR_SHIPMENT"},
+    ),
+    "another participant's shipment id": (
+        lambda c: [
+            signed(_shipped("plant", "SH-9001", to="dist"), c.plant),
+            signed(_shipped("acme", "SH-9001"), c.acme),
+        ],
+        {1: None, 2: "SHIPMENT_ID_TAKEN"},
+    ),
+    "one's own shipment id again": (
+        lambda c: [signed(_shipped("acme", "SH-A2"), c.acme), signed(_shipped("acme", "SH-A2"), c.acme)],
+        None,
+    ),
+    "a receipt by the consignee": (
+        lambda c: [signed(_shipped("acme", "SH-R1"), c.acme), signed(_received("plant", "SH-R1"), c.plant)],
+        None,
+    ),
+    "a receipt of another's consignment": (
+        lambda c: [signed(_shipped("acme", "SH-R2"), c.acme), signed(_received("dist", "SH-R2"), c.dist)],
+        {1: None, 2: "NOT_THE_CONSIGNEE"},
+    ),
+    "a receipt in another's name": (
+        lambda c: [
+            signed(_shipped("acme", "SH-R3"), c.acme),
+            signed(_received("dist", "SH-R3", participant="plant"), c.dist),
+        ],
+        {1: None, 2: "NOT_YOUR_RECEIPT"},
+    ),
+    "a receipt naming the wrong sender": (
+        lambda c: [
+            signed(_shipped("acme", "SH-R4"), c.acme),
+            signed(_owner(_received("plant", "SH-R4"), "dist"), c.plant),
+        ],
+        {1: None, 2: "SHIPMENT_OWNER_MISMATCH"},
+    ),
+    "a receipt of a shipment never recorded": (lambda c: [signed(_received("plant", "SH-R5"), c.plant)], None),
     "a correction of an unknown record": (
         lambda c: [signed(_correction("acme", "nowhere", shipment("acme", record_id="nowhere")), c.acme)],
         "UNKNOWN_RECORD",
@@ -118,7 +192,7 @@ SCENARIOS: dict[str, tuple[Scenario, str | None]] = {
     "a correction of another participant's record": (
         lambda c: [
             signed(shipment("acme", record_id="fix-3"), c.acme),
-            signed(_correction("plant", "fix-3", shipment("plant", record_id="fix-3")), c.plant),
+            signed(_correction("plant", "fix-3", shipment("plant", record_id="fix-3"), "acme"), c.plant),
         ],
         "NOT_YOUR_RECORD",
     ),
@@ -163,16 +237,21 @@ SCENARIOS: dict[str, tuple[Scenario, str | None]] = {
 }
 
 
-def _writer(tmp_path: Path, cast: Cast, records: list[records_pb2.SignedRecord]) -> tuple[Ledger, str | None]:
+def _writer(
+    tmp_path: Path, cast: Cast, records: list[records_pb2.SignedRecord], log_rules: int
+) -> tuple[Ledger, str | None]:
     """Append the start and `records`; every record but the last must be admitted. Returns the
     ledger (for its entries) and the reason the last one was refused, or None."""
-    ledger = Ledger.initialize(tmp_path / "data", ORIGIN, SigningKey.generate(), cast.admin, config=LedgerConfig())
+    ledger = Ledger.initialize(
+        tmp_path / "data", ORIGIN, SigningKey.generate(), cast.admin, config=LedgerConfig(), log_rules=log_rules
+    )
     start = [
         signed(registration("admin", pid, role, key), cast.admin)
         for pid, role, key in (
             ("acme", records_pb2.ROLE_SUPPLIER, cast.acme),
             ("plant", records_pb2.ROLE_MANUFACTURER, cast.plant),
             ("qa1", records_pb2.ROLE_QA, cast.qa),
+            ("dist", records_pb2.ROLE_DISTRIBUTOR, cast.dist),
         )
     ]
     for s in start + records[:-1]:
@@ -231,12 +310,14 @@ def _key_history(entries: list[bytes]) -> str | None:
     return None
 
 
+@pytest.mark.parametrize("log_rules", [rules.RULES_1, rules.RULES_2])
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_the_writer_and_every_verifier_decide_alike(tmp_path: Path, name: str) -> None:
-    scenario, expected = SCENARIOS[name]
-    cast = Cast(*(SigningKey.generate() for _ in range(5)))
+def test_the_writer_and_every_verifier_decide_alike(tmp_path: Path, name: str, log_rules: int) -> None:
+    scenario, expected_by_rules = SCENARIOS[name]
+    expected = expected_by_rules[log_rules] if isinstance(expected_by_rules, dict) else expected_by_rules
+    cast = Cast(*(SigningKey.generate() for _ in range(6)))
     records = scenario(cast)
-    ledger, by_writer = _writer(tmp_path, cast, records)
+    ledger, by_writer = _writer(tmp_path, cast, records, log_rules)
     try:
         entries = _served_entries(ledger, records[-1], admitted=by_writer is None)
     finally:

@@ -150,8 +150,10 @@ def test_corrections(world_ledger: tuple[World, Ledger]) -> None:
     assert ledger.append(signed(correction("acme", "ship-1", fixed), world.keys["acme"])).seq > 0
     with pytest.raises(InvalidRecord):
         ledger.append(signed(correction("acme", "nope", fixed), world.keys["acme"]))
+    stolen = correction("plant", "ship-1", shipment("plant", record_id="ship-1"))
+    stolen.correction.corrects_submitter = "acme"  # record ids are the submitter's own (rules 2)
     with pytest.raises(PermissionDenied):
-        ledger.append(signed(correction("plant", "ship-1", shipment("plant", record_id="ship-1")), world.keys["plant"]))
+        ledger.append(signed(stolen, world.keys["plant"]))
 
 
 def test_checkpoints_follow_the_cadence_and_all_are_kept(tmp_path: Path) -> None:

@@ -51,12 +51,19 @@ def test_a_replayed_record_changes_nothing(served: SimpleNamespace) -> None:
     assert log_state(served.ledger) == before
 
 
-def test_a_record_id_reused_by_another_participant_is_refused(served: SimpleNamespace) -> None:
+def test_record_ids_are_each_participants_own(served: SimpleNamespace) -> None:
+    """Rules 2 scope record ids by submitter: a supplier that takes `po-4711` first cannot make
+    the plant's own `po-4711` fail (finding 5 of the partners issue); reusing one's own id for
+    other content is still a conflict."""
     acme, plant = served.world.keys["acme"], served.world.keys["plant"]
     served.client.append(signed(shipment("acme", record_id="po-4711"), acme))
+    plants = shipment("plant", record_id="po-4711")
+    plants.shipment.shipment_id = "PLANT-SH-1"  # (a shipment id is its owner's too)
+    theirs = served.client.append(signed(plants, plant))
+    assert not theirs.duplicate and served.ledger.seq_of("po-4711", "plant") == theirs.seq
     before = log_state(served.ledger)
     with pytest.raises(Conflict) as info:
-        served.client.append(signed(shipment("plant", record_id="po-4711"), plant))
+        served.client.append(signed(shipment("acme", record_id="po-4711", amount="11"), acme))
     assert info.value.reason == "RECORD_ID_CONFLICT"
     assert log_state(served.ledger) == before
     cause = info.value.__cause__

@@ -356,3 +356,63 @@ def test_a_store_failing_under_a_query_is_internal(demo_server: LedgerServer, mo
             TRACE_CALLS["Trace"](client.stub)
         assert raw.value.code() == grpc.StatusCode.INTERNAL
     assert not isinstance(info.value, LedgerError)
+
+
+def _run(plant_lot: str) -> records_pb2.Record:
+    from helpers import lot, new_record, qty
+
+    record = new_record("plant")
+    run = record.production_run
+    run.run_id, run.location, run.manufactured_on = f"RUN-{record.record_id}", "plant/line-1", "2026-12-01"
+    gtin, _, number = plant_lot.removeprefix("01/").partition("/10/")
+    run.outputs.add(lot=lot(gtin, number), quantity=qty("100"))
+    run.inputs.add(lot=lot(), quantity=qty("5"))
+    run.started_at.GetCurrentTime()
+    run.completed_at.GetCurrentTime()
+    return record
+
+
+def test_mentioning_a_lot_first_does_not_make_it_yours(tmp_path: Path) -> None:
+    """Finding 4 of the partners issue: acme names the plant's next lot in a shipment of its
+    own before the plant makes it; once the plant makes it (and corrects the run, as plants
+    do), the lot is the plant's, and acme may not trace it either way."""
+    world, ledger = make_world(tmp_path)
+    next_lot = "01/09520000000028/10/NEXT-1"
+    try:
+        bait = shipment("acme", gtin_=GTIN_B)
+        bait.shipment.lots[0].lot.lot = "NEXT-1"
+        ledger.append(signed(bait, world.keys["acme"]))
+        made = _run(next_lot)
+        ledger.append(signed(made, world.keys["plant"]))
+        fix = records_pb2.Record(record_id=f"fix-{made.record_id}", submitter="plant")
+        fix.created_at.GetCurrentTime()
+        fix.correction.corrects_record_id, fix.correction.reason = made.record_id, "routine"
+        fix.correction.corrected.CopyFrom(made)
+        ledger.append(signed(fix, world.keys["plant"]))
+        live = LiveIndex(ledger)
+        assert live.wait_for(ledger.size)
+        service = TraceService(live)
+        service.trace(PLANT, next_lot, "up")
+        for direction in ("up", "down"):
+            with pytest.raises(PermissionDenied):
+                service.trace(ACME, next_lot, direction)  # type: ignore[arg-type]
+        live.close()
+    finally:
+        ledger.close()
+
+
+def test_a_record_id_that_is_not_yours_and_one_that_does_not_exist_are_refused_alike(
+    traced: SimpleNamespace,
+) -> None:
+    """Finding 5: NOT_FOUND against READ_NOT_ALLOWED told a partner which ids exist."""
+    mine = traced.service.seq_of_record(
+        ACME, traced.ledger.reader.records([traced.seqs["acme_ship"]])[traced.seqs["acme_ship"]].record_id
+    )
+    assert mine == traced.seqs["acme_ship"]
+    globex_rid = traced.ledger.reader.records([traced.seqs["globex_ship"]])[traced.seqs["globex_ship"]].record_id
+    answers = []
+    for rid, submitter in ((globex_rid, "globex"), ("no-such-id", "globex"), ("no-such-id", "")):
+        with pytest.raises(PermissionDenied) as refused:
+            traced.service.seq_of_record(ACME, rid, submitter)
+        answers.append((refused.value.reason, refused.value.message.replace(repr(rid), "ID")))
+    assert len(set(answers)) == 1

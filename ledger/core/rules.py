@@ -1,0 +1,22 @@
+"""Versions of the admission rules. A log states in its genesis entry the version it was created
+under (ParticipantRegistered.rules_version), and the writer and every verifier apply that
+version for the whole log, so a log written under older rules verifies for ever.
+
+- Rules 1: logs created before versions existed (the genesis names none).
+- Rules 2: ownership. Record ids are scoped by their submitter; a shipment is sent by its
+  submitter and its id is its own (another participant cannot reuse it); a receipt is made by
+  the consignee and names the shipment by owner and id; identifiers refuse invisible and
+  direction-changing characters, and amounts take ASCII digits only.
+"""
+
+from __future__ import annotations
+
+RULES_1 = 1
+RULES_2 = 2
+CURRENT = RULES_2
+KNOWN = frozenset({RULES_1, RULES_2})
+
+
+def of_genesis(stated: int) -> int:
+    """The rules a log follows, from what its genesis record states (0: none, so rules 1)."""
+    return stated or RULES_1
