@@ -6,12 +6,12 @@ record once and feeds it to an `FsmaBuilder`, which also rebuilds the master dat
 records on the way. For lots named in a request, the server's trace (upstream and downstream of
 each lot) says which lots it covers. The rows go to an .xlsx workbook (one sheet per Critical
 Tracking Event, trace/standards/xlsx.py) or to one CSV file per CTE, each written atomically
-and durably (signing/files.py): a reader never finds half a report under its name.
+and durably (signing/files.py): a reader never finds half a report under its name. The CSVs go
+through trace/standards/csv_safe.py, so no partner's text runs as a spreadsheet formula.
 """
 
 from __future__ import annotations
 
-import csv
 import gc
 import io
 from collections.abc import Callable, Iterable
@@ -19,7 +19,8 @@ from pathlib import Path
 
 from lotledger.rpc.client import LedgerClient
 from lotledger.signing.files import atomic_file, atomic_path
-from lotledger.trace.standards.fsma import DATE, FsmaBuilder, Row
+from lotledger.trace.standards import csv_safe
+from lotledger.trace.standards.fsma import DATE, INTEGER, NUMBER, FsmaBuilder, Row
 from lotledger.trace.standards.fsma import Filter as RowFilter
 from lotledger.trace.standards.xlsx import XlsxWriter
 from lotledger.v1 import records_pb2
@@ -72,9 +73,10 @@ def write_csv(builder: FsmaBuilder, out: Path) -> list[Path]:
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"{cte}.csv"
         dates = [i for i, (_, t) in enumerate(columns) if t == DATE]
+        numeric = [i for i, (_, t) in enumerate(columns) if t in (NUMBER, INTEGER)]
         with atomic_file(path) as f:
             text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-            w = csv.writer(text)
+            w = csv_safe.writer(text, numeric)
             w.writerow([name for name, _ in columns])
             for row in rows:
                 w.writerow(_csv_row(row, dates))

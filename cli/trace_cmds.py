@@ -3,7 +3,6 @@ people, one JSON document with --json."""
 
 from __future__ import annotations
 
-import csv
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,7 +20,7 @@ from lotledger.ledger.core.records import sign
 from lotledger.ledger.core.validation import parse_lot_key
 from lotledger.rpc.client import LedgerClient
 from lotledger.signing.keys import SigningKey
-from lotledger.trace.standards.recall_report import CONSIGNMENT_COLUMNS, consignment_rows
+from lotledger.trace.standards.recall_report import write_consignments_csv
 from lotledger.v1 import records_pb2, trace_pb2
 
 
@@ -153,10 +152,8 @@ def recall(
         if open_recall:
             _open_recall(client, r.triggers, reason, key_path, participant)
     if csv_path:
-        with csv_path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(CONSIGNMENT_COLUMNS)
-            w.writerows(consignment_rows(r))
+        with csv_path.open("w", newline="", encoding="utf-8") as f:
+            write_consignments_csv(f, r)
         note(f"consignments written to {csv_path}")
     if as_json:
         emit_json(_as_dict(r))

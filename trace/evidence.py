@@ -423,7 +423,7 @@ def _authenticated_records(raw: Mapping[int, bytes]) -> dict[int, _Record]:
         except (ValueError, OverflowError, OSError) as e:
             raise _bad(f"received_at is not a time: {e}", "MALFORMED_ENTRY", seq) from e
         try:
-            admitted = precheck(signed, received_at, lambda _: None)
+            admitted = precheck(signed, received_at, lambda _: None, log_rules=registry.rules)
             admission = admit(admitted, seq, registry, ids.get, complete=False)
         except VerificationFailed:
             raise

@@ -5,11 +5,18 @@ Views are thin: they parse the query string, ask the LedgerSource (gRPC, web/sou
 render. Nothing here writes to the ledger. Every page is plain HTML that works without
 JavaScript except the graph and the in-browser proof check; all scripts and styles are served
 from the package (no CDN), and the Content-Security-Policy forbids anything else.
+
+What a client sends never makes a 500. Statuses (JSON `{"error", "reason"}` under /api/, the
+error page elsewhere): 400 for a malformed or out-of-range query value (a lot key, a number in
+anything but ASCII digits or past what its wire field holds: depth a uint32, since a uint64, an
+unknown alert rule, too many lots); 404 for what the ledger does not hold, including an entry
+number past uint64 (`/api/entry/<n>`, `/api/proof/<n>`, `/record/<n>` take ASCII digits only);
+403 when the ledger server refuses this reader, 429 when it rate-limits, 503 when it does not
+answer. tests/web/test_routes_fuzz.py holds every route to it.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import tempfile
@@ -20,6 +27,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, ValidationError
 
 from lotledger.ledger.core.validation import parse_lot_key
 from lotledger.ledger.errors import (
@@ -34,12 +42,11 @@ from lotledger.ledger.errors import (
 from lotledger.signing.note import NoteVerifier
 from lotledger.trace.alerts import RULES
 from lotledger.trace.standards.recall_report import (
-    CONSIGNMENT_COLUMNS,
     Contact,
     Table,
-    consignment_rows,
     lots_text,
     tables,
+    write_consignments_csv,
 )
 from lotledger.trace.standards.xlsx import XlsxWriter
 from lotledger.web.search import classify, from_gtin
@@ -47,12 +54,32 @@ from lotledger.web.source import LedgerSource
 
 HERE = Path(__file__).parent
 MAX_RECALL_LOTS = 200
-_WHOLE = re.compile(r"[0-9]{1,10}")
+_WHOLE = re.compile(r"[0-9]{1,20}")
+# What the wire holds (proto/lotledger/v1): entry numbers and since_seq are uint64, depth uint32.
+MAX_SEQ = 2**64 - 1
+MAX_DEPTH = 2**32 - 1
 ALERT_PAGE = 2000  # rows on the alerts page; the filters narrow it
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'sha256-pgvDUBa4IjFA2yuSJ2cqcyxmNYJMborsd0ORcRv9vw8='; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+class SeqConverter(BaseConverter):
+    """An entry number in a path: ASCII digits (werkzeug's int takes any Unicode digit) up to
+    uint64's largest. Anything else matches no route, so it is a 404: no entry has that number."""
+
+    regex = "[0-9]{1,20}"
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        seq = int(value)
+        if seq > MAX_SEQ:
+            raise ValidationError()
+        return seq
+
+    def to_url(self, value: int) -> str:
+        return str(value)
 
 
 def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
@@ -62,6 +89,7 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
     # editable install (and the app keeps no instance files).
     app = Flask("lotledger.web", root_path=str(HERE), instance_path=str(HERE / "instance"))
     app.config["JSON_SORT_KEYS"] = False
+    app.url_map.converters["seq"] = SeqConverter
     app.jinja_env.globals["log_key"] = log_key.verifier_key
 
     @app.after_request
@@ -122,22 +150,23 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
     @app.get("/trace")
     def trace() -> str:
         lot = _lot_arg()
-        graph = source.trace(lot, _int_arg("depth", 0))
-        return render_template("trace.html", lot=lot, graph=graph, depth=_int_arg("depth", 0))
+        depth = _int_arg("depth", 0, MAX_DEPTH)
+        graph = source.trace(lot, depth)
+        return render_template("trace.html", lot=lot, graph=graph, depth=depth)
 
     @app.get("/api/trace")
     def api_trace() -> Response:
-        return jsonify(source.trace(_lot_arg(), _int_arg("depth", 0)))
+        return jsonify(source.trace(_lot_arg(), _int_arg("depth", 0, MAX_DEPTH)))
 
-    @app.get("/record/<int:seq>")
+    @app.get("/record/<seq:seq>")
     def record(seq: int) -> str:
         return render_template("record.html", entry=source.entry(seq))
 
-    @app.get("/api/entry/<int:seq>")
+    @app.get("/api/entry/<seq:seq>")
     def api_entry(seq: int) -> Response:
         return jsonify(source.entry(seq))
 
-    @app.get("/api/proof/<int:seq>")
+    @app.get("/api/proof/<seq:seq>")
     def api_proof(seq: int) -> Response:
         return jsonify(source.proof(seq))
 
@@ -167,10 +196,8 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
     def recall_csv() -> Response:
         lots, supplier_lots, reason = _recall_args()
         report = source.recall(lots, reason, supplier_lots)
-        out = io.StringIO()
-        w = csv.writer(out)
-        w.writerow(CONSIGNMENT_COLUMNS)
-        w.writerows(consignment_rows(report))
+        out = io.StringIO(newline="")
+        write_consignments_csv(out, report)
         return _download(out.getvalue().encode(), "recall-consignments.csv", "text/csv")
 
     @app.get("/recall.xlsx")
@@ -199,7 +226,8 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
         if rule and rule not in RULES:
             abort(400, f"unknown rule {rule!r}: one of {', '.join(RULES)}")
         lot_filter = request.args.get("lot", "").strip()
-        found = source.alerts(rule, _int_arg("since", 0))
+        since = _int_arg("since", 0, MAX_SEQ)
+        found = source.alerts(rule, since)
         if lot_filter:
             found = [a for a in found if lot_filter in a.lot]
         return render_template(
@@ -209,7 +237,7 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
             rules=RULES,
             rule=rule,
             lot=lot_filter,
-            since=_int_arg("since", 0),
+            since=since,
         )
 
     @app.get("/status")
@@ -237,12 +265,14 @@ def _lot_arg() -> str:
     return lot
 
 
-def _int_arg(name: str, default: int) -> int:
+def _int_arg(name: str, default: int, maximum: int) -> int:
+    """A whole number in ASCII digits from 0 to `maximum` (what its field on the wire holds);
+    aborts with 400 otherwise."""
     value = request.args.get(name, "")
     if not value:
         return default
-    if not _WHOLE.fullmatch(value):  # not str.isdigit: it takes "²", which int() refuses
-        abort(400, f"{name} must be a whole number, not {value!r}")
+    if not _WHOLE.fullmatch(value) or int(value) > maximum:  # not str.isdigit: it takes "²"
+        abort(400, f"{name} must be a whole number from 0 to {maximum}, not {value[:40]!r}")
     return int(value)
 
 

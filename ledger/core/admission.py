@@ -55,8 +55,11 @@ def precheck(
     *,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
     max_age: timedelta | None = None,
+    log_rules: int = rules.RULES_1,
 ) -> Admitted:
-    """Size, syntax, validity and (when the key is known) the signature. With `max_age` (the
+    """Size, syntax, validity and (when the key is known) the signature, under `log_rules`, the
+    rules the log states at genesis (`Registry.rules`: rules 1 until the genesis entry is in,
+    so entry 0 itself is judged the same by everyone). With `max_age` (the
     server's admission window; a verifier leaves it out, since the window is the server's
     policy and not part of the record's validity) a record created longer ago is refused, so
     a signed record held back or captured long ago cannot be slipped into the log now.
@@ -77,7 +80,7 @@ def precheck(
             field="signed_record.key_id",
         )
     record = decode_record(signed.record_bytes)
-    validate_record(record, now, max_skew=max_skew)
+    validate_record(record, now, max_skew=max_skew, rules=log_rules)
     if max_age is not None:
         check_age(record, now, max_age)
     public_key = lookup_key(signed.key_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from lotledger.ledger.core.rules import CURRENT, RULES_2
 from lotledger.ledger.errors import InvalidRecord, RecordTooLarge
 from lotledger.signing.errors import InvalidKey
 from lotledger.signing.keys import VerifyKey
@@ -44,15 +46,45 @@ _ITEM_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # GS1 AI 10: up to 20 characters of GS1 "CSET 82".
 _GS1_LOT = re.compile(r"[!\"%-?A-Z_a-z]{1,20}")
 _OTHER_LOT = re.compile(r"[!-~]{1,64}")
-_DECIMAL = re.compile(r"-?\d{1,15}(\.\d{1,9})?")
-_POSITIVE_DECIMAL = re.compile(r"\d{1,15}(\.\d{1,9})?")
 _NONZERO_DIGIT = re.compile(r"[1-9]")
 # UN/ECE Recommendation 20 common codes are two or three upper-case letters or digits.
 _UNIT = re.compile(r"[A-Z0-9]{2,3}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_SSCC = re.compile(r"\d{18}")
-_GLN = re.compile(r"\d{13}")
+_KEY_ID = re.compile(r"[0-9a-f]{64}")
 _TEXT_LIMIT = 1024
+
+
+class _Numbers:
+    """The numeric patterns of one rules version."""
+
+    def __init__(self, digit: str) -> None:
+        d = digit
+        self.decimal = re.compile(rf"-?{d}{{1,15}}(\.{d}{{1,9}})?")
+        self.positive_decimal = re.compile(rf"{d}{{1,15}}(\.{d}{{1,9}})?")
+        self.date = re.compile(rf"{d}{{4}}-{d}{{2}}-{d}{{2}}")
+        self.sscc = re.compile(rf"{d}{{18}}")
+        self.gln = re.compile(rf"{d}{{13}}")
+
+
+# Rules 1 wrote `\d`, which matches every Unicode decimal digit: "1\u0660\u0660" (1, then two
+# ARABIC-INDIC DIGIT ZERO) passed as an amount and Decimal() read it as 100. Logs written under
+# rules 1 keep that reading for ever; rules 2 takes ASCII digits only.
+_NUMBERS_1 = _Numbers(r"\d")
+_NUMBERS_2 = _Numbers("[0-9]")
+
+# Rules 2: code points no text may hold, identifier or free text. A fixed list, not Unicode
+# categories: the answer must not change with the Unicode version of the Python a verifier runs.
+# C0 controls are added per field (free text keeps tab and newline where lines make sense).
+_INVISIBLE = (
+    "\x7f-\x9f"  # DEL and the C1 controls (U+0085 NEXT LINE among them)
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings, overrides, isolates
+    "\u200b-\u200d\u2060\ufeff"  # zero width space, non-joiner, joiner; word joiner; BOM
+    "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\uffa0"  # soft hyphen, CGJ, fillers
+    "\u2028\u2029\u2061-\u2064\u206a-\u206f\ufff9-\ufffb"  # line separators, invisible operators
+    "\ufe00-\ufe0f\U000e0000-\U000e007f\U000e0100-\U000e01ef"  # variation selectors, tag characters
+)
+# Identifiers also refuse the spaces that look like U+0020 but are not.
+_ODD_SPACES = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_IDENTIFIER_LIMIT = 128
 
 
 def decode_record(record_bytes: bytes) -> records_pb2.Record:
@@ -73,11 +105,11 @@ def decode_record(record_bytes: bytes) -> records_pb2.Record:
         raise InvalidRecord(
             f"record_bytes is not a lotledger.v1.Record: {e}", reason="MALFORMED", field="record_bytes"
         ) from e
-    _refuse_unknown_fields(record, "record")
+    refuse_unknown_fields(record, "record")
     return record
 
 
-def _refuse_unknown_fields(message: Message, path: str) -> None:
+def refuse_unknown_fields(message: Message, path: str) -> None:
     """Refuse a message carrying fields this version does not know, anywhere inside it.
 
     The check is native (the size drops when upb discards unknown fields); only when it finds
@@ -133,6 +165,24 @@ def _control_characters(allow: str) -> re.Pattern[str]:
     return re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x20) if chr(c) not in allow) + "]")
 
 
+@functools.lru_cache(maxsize=16)
+def _refused_characters(allow: str, identifier: bool) -> re.Pattern[str]:
+    """Rules 2: matches a C0 control character not in `allow`, DEL, a C1 control, a bidi or
+    invisible formatting character, and in an identifier a space other than U+0020."""
+    c0 = "".join(re.escape(chr(c)) for c in range(0x20) if chr(c) not in allow)
+    return re.compile("[" + c0 + _INVISIBLE + (_ODD_SPACES if identifier else "") + "]")
+
+
+def code_point(ch: str) -> str:
+    """`U+202E RIGHT-TO-LEFT OVERRIDE`: how an error names a character (controls have no name)."""
+    name = unicodedata.name(ch, "") or ("(control)" if unicodedata.category(ch) == "Cc" else "")
+    return f"U+{ord(ch):04X} {name}".rstrip()
+
+
+def _first_non_ascii(value: str) -> int:
+    return next(i for i, ch in enumerate(value) if not ch.isascii())
+
+
 _PLAIN = re.compile(r"[A-Za-z0-9._~-]*")
 
 
@@ -163,9 +213,10 @@ def parse_lot_key(key: str) -> records_pb2.LotId:
     )
 
 
-def parse_quantity(q: records_pb2.Quantity) -> tuple[Decimal, str]:
-    """A validated quantity as (Decimal, unit); raises InvalidRecord."""
-    _check_quantity(q, "quantity")
+def parse_quantity(q: records_pb2.Quantity, *, rules: int = CURRENT) -> tuple[Decimal, str]:
+    """A validated quantity as (Decimal, unit), under the rules of the log it comes from;
+    raises InvalidRecord."""
+    _check_quantity(q, "quantity", rules >= RULES_2)
     return Decimal(q.amount), q.unit
 
 
@@ -183,32 +234,106 @@ def timestamp_to_datetime(ts: Timestamp) -> datetime:
 
 
 class _Checker:
-    """Walks one record; `path` prefixes keep every message naming its field."""
+    """Walks one record under one rules version; `path` prefixes keep every message naming its
+    field. `strict` (rules 2 and later) adds the character rules and takes ASCII digits only."""
 
-    def __init__(self, now: datetime, max_skew: timedelta):
+    def __init__(self, now: datetime, max_skew: timedelta, rules: int = CURRENT):
         self.latest = now + max_skew
         # Compared as integer seconds: a datetime per timestamp costs on the append path.
         self.latest_s = int(self.latest.timestamp())
+        self.strict = rules >= RULES_2
+        self.numbers = _NUMBERS_2 if self.strict else _NUMBERS_1
 
     def fail(self, field: str, message: str, reason: str = "INVALID_FIELD") -> None:
         raise InvalidRecord(f"{field}: {message}", reason=reason, field=field)
 
     def text(
-        self, value: str, field: str, *, required: bool = True, limit: int = _TEXT_LIMIT, allow: str = "\t\n"
+        self,
+        value: str,
+        field: str,
+        *,
+        required: bool = True,
+        limit: int = _TEXT_LIMIT,
+        allow: str = "\t\n",
+        lines: bool = False,
     ) -> None:
+        """Free text (names, addresses, notes): any Unicode, but under rules 2 in NFC, with no
+        invisible or direction-changing characters, and tab and newline only where `lines`."""
         if required and not value:
             self.fail(field, "is required", "MISSING_FIELD")
         if len(value) > limit:
             self.fail(field, f"is longer than {limit} characters")
-        if _control_characters(allow).search(value):
+        if self.strict:
+            # `allow` is what rules 1 took; rules 2 takes tab and newline only in text with lines.
+            kept = allow.replace("\t", "").replace("\n", "") + ("\t\n" if lines else "")
+            self.characters(value, field, allow=kept)
+        elif _control_characters(allow).search(value):
             self.fail(field, "contains control characters")
 
+    def identifier(self, value: str, field: str, *, required: bool = True, limit: int = _IDENTIFIER_LIMIT) -> None:
+        """An identifier other records and partners name (a shipment, run, formula, document,
+        supplier lot code): rules 1 checked it as free text; rules 2 also refuses every control
+        character, any space but U+0020, and spaces at either end, so that two identifiers that
+        look the same are the same."""
+        if not self.strict:
+            self.text(value, field, required=required, limit=limit)
+            return
+        if required and not value:
+            self.fail(field, "is required", "MISSING_FIELD")
+        if len(value) > limit:
+            self.fail(field, f"is longer than {limit} characters")
+        self.characters(value, field, allow="", identifier=True)
+        if value[:1] == " " or value[-1:] == " ":
+            self.fail(field, "starts or ends with a space (U+0020)", "INVALID_CHARACTERS")
+
+    def characters(self, value: str, field: str, *, allow: str, identifier: bool = False) -> None:
+        """Rules 2: refuse a refused code point (INVALID_CHARACTERS) and text not in Unicode
+        NFC (NOT_NFC), naming the code point and its position."""
+        found = _refused_characters(allow, identifier).search(value)
+        if found:
+            at = found.start()
+            self.fail(
+                field,
+                f"contains {code_point(value[at])} at position {at}: control, invisible and direction-changing "
+                "characters are refused",
+                "INVALID_CHARACTERS",
+            )
+        # NFC is judged by the Unicode tables of the Python that runs this. Unicode's stability
+        # policy keeps the answer fixed for every assigned character; only text holding a code
+        # point unassigned in an older table could be judged apart by Pythons of different ages.
+        if not value.isascii() and not unicodedata.is_normalized("NFC", value):
+            nfc = unicodedata.normalize("NFC", value)
+            at = next(
+                (i for i, (a, b) in enumerate(zip(value, nfc, strict=False)) if a != b), min(len(value), len(nfc))
+            )
+            self.fail(
+                field,
+                f"is not in Unicode normalization form NFC: {code_point(value[at])} at position {at} "
+                f"(NFC writes {' '.join(f'U+{ord(c):04X}' for c in nfc[at : at + 2])} there)",
+                "NOT_NFC",
+            )
+
     def pattern(self, value: str, regex: re.Pattern[str], field: str, what: str, *, required: bool = True) -> None:
+        """Every pattern is ASCII: under rules 2 a refusal names the first other code point."""
         if not value:
             if required:
                 self.fail(field, "is required", "MISSING_FIELD")
             return
         if not regex.fullmatch(value):
+            if self.strict and not value.isascii():
+                at = _first_non_ascii(value)
+                self.fail(
+                    field,
+                    f"{value[:80]!r} is not {what}: {code_point(value[at])} at position {at} is not ASCII",
+                    "INVALID_CHARACTERS",
+                )
+            if self.strict and (found := _refused_characters("", True).search(value)):
+                at = found.start()
+                self.fail(
+                    field,
+                    f"{value[:80]!r} is not {what}: it contains {code_point(value[at])} at position {at}",
+                    "INVALID_CHARACTERS",
+                )
             self.fail(field, f"{value[:80]!r} is not {what}")
 
     def participant(self, value: str, field: str, *, required: bool = True) -> None:
@@ -244,20 +369,20 @@ class _Checker:
     def gln(self, value: str, field: str) -> None:
         """An optional GLN: 13 digits with a GS1 check digit."""
         if value:
-            self.pattern(value, _GLN, field, "a GLN (13 digits)")
+            self.pattern(value, self.numbers.gln, field, "a GLN (13 digits)")
             if not gtin_check_digit_ok(value):
                 self.fail(field, f"GLN {value} has a wrong check digit", "INVALID_GLN")
 
     def sscc(self, value: str, field: str) -> None:
         """An SSCC: 18 digits with a GS1 check digit."""
-        self.pattern(value, _SSCC, field, "an SSCC (18 digits)")
+        self.pattern(value, self.numbers.sscc, field, "an SSCC (18 digits)")
         if not gtin_check_digit_ok(value):
             self.fail(field, f"SSCC {value} has a wrong check digit", "INVALID_SSCC")
 
     def quantity(self, q: records_pb2.Quantity, field: str) -> None:
         if not q.ByteSize():
             self.fail(field, "is required", "MISSING_FIELD")
-        _check_quantity(q, field)
+        _check_quantity(q, field, self.strict)
 
     def lots(self, items: Iterable[records_pb2.LotQuantity], field: str, *, required: bool = True) -> None:
         count = 0
@@ -292,8 +417,10 @@ class _Checker:
             if required:
                 self.fail(field, "is required", "MISSING_FIELD")
             return
+        if self.strict and not value.isascii():
+            self.pattern(value, self.numbers.date, field, "a date (YYYY-MM-DD)")  # names the code point
         try:
-            if not _DATE.fullmatch(value):
+            if not self.numbers.date.fullmatch(value):
                 raise ValueError(value)
             date.fromisoformat(value)
         except ValueError:
@@ -301,14 +428,20 @@ class _Checker:
 
     def documents(self, docs: Iterable[records_pb2.DocumentRef], field: str) -> None:
         for i, doc in enumerate(docs):
-            self.text(doc.type, f"{field}[{i}].type", limit=32)
-            self.text(doc.number, f"{field}[{i}].number", limit=128)
+            self.identifier(doc.type, f"{field}[{i}].type", limit=32)
+            self.identifier(doc.number, f"{field}[{i}].number", limit=128)
 
 
-def _check_quantity(q: records_pb2.Quantity, field: str) -> None:
-    if not _POSITIVE_DECIMAL.fullmatch(q.amount):
+def _check_quantity(q: records_pb2.Quantity, field: str, strict: bool) -> None:
+    amount = q.amount
+    if not (_NUMBERS_2 if strict else _NUMBERS_1).positive_decimal.fullmatch(amount):
+        where = ""
+        if strict and not amount.isascii():
+            at = _first_non_ascii(amount)
+            where = f": {code_point(amount[at])} at position {at} is not an ASCII digit"
         raise InvalidRecord(
-            f"{field}.amount: {q.amount[:40]!r} is not a positive decimal (digits, optional '.', no sign or exponent)",
+            f"{field}.amount: {amount[:40]!r} is not a positive decimal ({'ASCII ' if strict else ''}digits, "
+            f"optional '.', no sign or exponent){where}",
             reason="INVALID_QUANTITY",
             field=f"{field}.amount",
         )
@@ -330,10 +463,16 @@ def validate_record(
     now: datetime,
     *,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
+    rules: int = CURRENT,
 ) -> None:
     """Check one record on its own (no log state). `now` is the server's clock at admission,
-    or the entry's received_at when a verifier re-checks. Raises InvalidRecord."""
-    c = _Checker(now, max_skew)
+    or the entry's received_at when a verifier re-checks; `rules` is the version the log states
+    at genesis (ledger/core/rules.py), so a log written under rules 1 is judged as it was written.
+    Rules 2 adds: amounts, measurements, dates, SSCCs and GLNs in ASCII digits only; no control,
+    invisible or direction-changing character in any text, all text in Unicode NFC, and
+    identifiers free of odd spaces (INVALID_CHARACTERS, NOT_NFC, naming field and code point).
+    Raises InvalidRecord."""
+    c = _Checker(now, max_skew, rules)
     c.pattern(record.record_id, _RECORD_ID, "record_id", "a record id (1-128 printable ASCII characters, no spaces)")
     c.participant(record.submitter, "submitter")
     c.time(record.created_at, "created_at")
@@ -346,17 +485,17 @@ def validate_record(
 def _material_received(c: _Checker, m: records_pb2.MaterialReceived, p: str) -> None:
     c.lot(m.lot, f"{p}.lot")
     c.participant(m.supplier, f"{p}.supplier")
-    c.text(m.supplier_lot_code, f"{p}.supplier_lot_code", limit=64)
+    c.identifier(m.supplier_lot_code, f"{p}.supplier_lot_code", limit=64)
     c.quantity(m.quantity, f"{p}.quantity")
     c.time(m.received_at, f"{p}.received_at")
     c.location(m.location, f"{p}.location")
     c.documents(m.documents, f"{p}.documents")
     c.date(m.expiry_date, f"{p}.expiry_date")
-    c.text(m.product_description, f"{p}.product_description", required=False)
+    c.text(m.product_description, f"{p}.product_description", required=False, lines=True)
 
 
 def _production_run(c: _Checker, m: records_pb2.ProductionRun, p: str) -> None:
-    c.text(m.run_id, f"{p}.run_id", limit=128)
+    c.identifier(m.run_id, f"{p}.run_id")
     c.lots(m.inputs, f"{p}.inputs")
     c.lots(m.outputs, f"{p}.outputs")
     inputs = {lot_key(i.lot) for i in m.inputs}
@@ -365,11 +504,11 @@ def _production_run(c: _Checker, m: records_pb2.ProductionRun, p: str) -> None:
             c.fail(f"{p}.outputs[{i}].lot", "a lot cannot be both an input and an output of one run")
     c.date(m.manufactured_on, f"{p}.manufactured_on", required=True)
     c.date(m.expiry_date, f"{p}.expiry_date")
-    c.text(m.formula_id, f"{p}.formula_id", required=False, limit=64)
+    c.identifier(m.formula_id, f"{p}.formula_id", required=False, limit=64)
     c.location(m.location, f"{p}.location")
     c.time(m.started_at, f"{p}.started_at", required=False)
     c.time(m.completed_at, f"{p}.completed_at")
-    c.text(m.product_description, f"{p}.product_description", required=False)
+    c.text(m.product_description, f"{p}.product_description", required=False, lines=True)
 
 
 def _quality_check(c: _Checker, m: records_pb2.QualityCheck, p: str) -> None:
@@ -379,15 +518,15 @@ def _quality_check(c: _Checker, m: records_pb2.QualityCheck, p: str) -> None:
         c.fail(f"{p}.result", "must be QC_RESULT_PASS, QC_RESULT_FAIL or QC_RESULT_HOLD", "MISSING_FIELD")
     for i, ms in enumerate(m.measurements):
         c.text(ms.name, f"{p}.measurements[{i}].name", limit=128)
-        c.pattern(ms.value, _DECIMAL, f"{p}.measurements[{i}].value", "a decimal number")
-        c.text(ms.unit, f"{p}.measurements[{i}].unit", required=False, limit=16)
-    c.text(m.spec_reference, f"{p}.spec_reference", required=False, limit=128)
+        c.pattern(ms.value, c.numbers.decimal, f"{p}.measurements[{i}].value", "a decimal number")
+        c.identifier(ms.unit, f"{p}.measurements[{i}].unit", required=False, limit=16)
+    c.identifier(m.spec_reference, f"{p}.spec_reference", required=False)
     c.text(m.signed_off_by, f"{p}.signed_off_by", limit=128)
     c.time(m.checked_at, f"{p}.checked_at")
 
 
 def _shipment(c: _Checker, m: records_pb2.Shipment, p: str) -> None:
-    c.text(m.shipment_id, f"{p}.shipment_id", limit=128)
+    c.identifier(m.shipment_id, f"{p}.shipment_id")
     c.lots(m.lots, f"{p}.lots")
     c.participant(m.from_participant, f"{p}.from_participant")
     c.location(m.from_location, f"{p}.from_location", required=False)
@@ -398,7 +537,9 @@ def _shipment(c: _Checker, m: records_pb2.Shipment, p: str) -> None:
 
 
 def _receipt(c: _Checker, m: records_pb2.Receipt, p: str) -> None:
-    c.text(m.shipment_id, f"{p}.shipment_id", limit=128)
+    c.identifier(m.shipment_id, f"{p}.shipment_id")
+    if c.strict:
+        c.participant(m.shipment_owner, f"{p}.shipment_owner", required=False)
     c.lots(m.lots, f"{p}.lots")
     c.participant(m.participant, f"{p}.participant")
     c.location(m.location, f"{p}.location", required=False)
@@ -406,7 +547,7 @@ def _receipt(c: _Checker, m: records_pb2.Receipt, p: str) -> None:
 
 
 def _scan(c: _Checker, m: records_pb2.Scan, p: str) -> None:
-    c.text(m.device_id, f"{p}.device_id", limit=64)
+    c.identifier(m.device_id, f"{p}.device_id", limit=64)
     # GS1 data carries the group separator (ASCII 29) between fields: it is data here.
     c.text(m.raw_data, f"{p}.raw_data", limit=4096, allow="\x1d")
     g = m.gs1
@@ -429,7 +570,7 @@ def _scan(c: _Checker, m: records_pb2.Scan, p: str) -> None:
 
 
 def _formula_revision(c: _Checker, m: records_pb2.FormulaRevision, p: str) -> None:
-    c.text(m.formula_id, f"{p}.formula_id", limit=64)
+    c.identifier(m.formula_id, f"{p}.formula_id", limit=64)
     if m.version == 0:
         c.fail(f"{p}.version", "must be 1 or more", "MISSING_FIELD")
     if not m.components:
@@ -443,13 +584,15 @@ def _formula_revision(c: _Checker, m: records_pb2.FormulaRevision, p: str) -> No
         else:
             c.pattern(comp.item_code, _ITEM_CODE, f"{f}.item_code", "an item code")
         c.quantity(comp.quantity, f"{f}.quantity")
-    c.text(m.change_note, f"{p}.change_note", limit=4096)
-    c.text(m.product_description, f"{p}.product_description", required=False)
+    c.text(m.change_note, f"{p}.change_note", limit=4096, lines=True)
+    c.text(m.product_description, f"{p}.product_description", required=False, lines=True)
 
 
 def _correction(c: _Checker, m: records_pb2.Correction, p: str) -> None:
     c.pattern(m.corrects_record_id, _RECORD_ID, f"{p}.corrects_record_id", "a record id")
-    c.text(m.reason, f"{p}.reason", limit=4096)
+    if c.strict:
+        c.participant(m.corrects_submitter, f"{p}.corrects_submitter", required=False)
+    c.text(m.reason, f"{p}.reason", limit=4096, lines=True)
     corrected = m.corrected
     kind = record_kind(corrected)
     if not kind:
@@ -484,31 +627,31 @@ def _participant_registered(c: _Checker, m: records_pb2.ParticipantRegistered, p
         c.fail(f"{p}.public_key", str(e), "INVALID_KEY")
     c.text(m.business_name, f"{p}.business_name", required=False)
     c.text(m.phone, f"{p}.phone", required=False, limit=64)
-    c.text(m.address, f"{p}.address", required=False)
+    c.text(m.address, f"{p}.address", required=False, lines=True)
     c.gln(m.gln, f"{p}.gln")
 
 
 def _key_revoked(c: _Checker, m: records_pb2.KeyRevoked, p: str) -> None:
-    c.pattern(m.key_id, re.compile(r"[0-9a-f]{64}"), f"{p}.key_id", "a key id (64 lowercase hex digits)")
-    c.text(m.reason, f"{p}.reason", limit=1024)
+    c.pattern(m.key_id, _KEY_ID, f"{p}.key_id", "a key id (64 lowercase hex digits)")
+    c.text(m.reason, f"{p}.reason", limit=1024, lines=True)
 
 
 def _location_registered(c: _Checker, m: records_pb2.LocationRegistered, p: str) -> None:
     c.location(m.location_id, f"{p}.location_id")
     c.participant(m.participant_id, f"{p}.participant_id")
     c.text(m.name, f"{p}.name")
-    c.text(m.address, f"{p}.address", required=False)
+    c.text(m.address, f"{p}.address", required=False, lines=True)
     c.text(m.phone, f"{p}.phone", required=False, limit=64)
     c.gln(m.gln, f"{p}.gln")
 
 
 def _recall_opened(c: _Checker, m: records_pb2.RecallOpened, p: str) -> None:
-    c.text(m.recall_id, f"{p}.recall_id", limit=128)
+    c.identifier(m.recall_id, f"{p}.recall_id")
     if not m.lots:
         c.fail(f"{p}.lots", "name at least one lot", "MISSING_FIELD")
     for i, lot in enumerate(m.lots):
         c.lot(lot, f"{p}.lots[{i}]")
-    c.text(m.reason, f"{p}.reason", limit=4096)
+    c.text(m.reason, f"{p}.reason", limit=4096, lines=True)
 
 
 _BODY_CHECKS: dict[str, Callable[[_Checker, Any, str], None]] = {

@@ -152,7 +152,9 @@ class KeyHistory:
         signed = entry.signed_record
         try:
             now = timestamp_to_datetime(entry.received_at)
-            admitted = precheck(signed, now, self.registry.public_key, max_skew=self.max_skew)
+            admitted = precheck(
+                signed, now, self.registry.public_key, max_skew=self.max_skew, log_rules=self.registry.rules
+            )
             if admitted.kind not in ADMIN_KINDS:
                 raise self._bad(seq, f"is a {admitted.kind} record, not a key registration, revocation or location")
             admission = admit(admitted, seq, self.registry, self.records.get, complete=False)

@@ -40,6 +40,7 @@ from datetime import timedelta
 
 from google.protobuf.message import DecodeError
 
+from lotledger.ledger.core import rules
 from lotledger.ledger.core.admission import check_signature, precheck
 from lotledger.ledger.core.validation import timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, StorageError
@@ -71,9 +72,23 @@ def _no_key(_key_id: str) -> bytes | None:
     return None
 
 
-def precheck_chunk(entries: list[bytes], keys: list[bytes | None], max_skew: timedelta) -> list[Prechecked | None]:
-    """The stateless checks of each entry (runs in a worker; pure). `keys[i]`: the public key
-    to check entry i's signature with (the _Directory's), or None.
+def genesis_rules(entry_bytes: bytes) -> int:
+    """The rules a log states in its genesis entry, read ahead so the workers judge every entry
+    as the verifier will. A guess only: for bytes that do not parse it says rules 1, and the
+    verifier redoes any verdict made under other rules than the log's (Prechecked.log_rules)."""
+    try:
+        entry = records_pb2.Entry.FromString(entry_bytes)
+        record = records_pb2.Record.FromString(entry.signed_record.record_bytes)
+    except DecodeError:
+        return rules.RULES_1
+    return rules.of_genesis(record.participant_registered.rules_version)
+
+
+def precheck_chunk(
+    entries: list[bytes], keys: list[bytes | None], max_skew: timedelta, log_rules: int
+) -> list[Prechecked | None]:
+    """The stateless checks of each entry (runs in a worker; pure), under the log's rules.
+    `keys[i]`: the public key to check entry i's signature with (the _Directory's), or None.
 
     None for an entry means "no outcome": the entry does not parse or has no received_at, or
     something other than a LedgerError was raised; its turn in LogVerifier.feed meets the same
@@ -88,9 +103,10 @@ def precheck_chunk(entries: list[bytes], keys: list[bytes | None], max_skew: tim
                 continue
             signed = entry.signed_record
             try:
-                precheck(signed, timestamp_to_datetime(entry.received_at), _no_key, max_skew=max_skew)
+                now = timestamp_to_datetime(entry.received_at)
+                precheck(signed, now, _no_key, max_skew=max_skew, log_rules=log_rules if entry.seq else rules.RULES_1)
             except LedgerError as e:
-                out.append(Prechecked(e, None, None))
+                out.append(Prechecked(e, None, None, log_rules if entry.seq else rules.RULES_1))
                 continue
             ok = None
             if key is not None:
@@ -99,7 +115,7 @@ def precheck_chunk(entries: list[bytes], keys: list[bytes | None], max_skew: tim
                     ok = True
                 except LedgerError:
                     ok = False
-            out.append(Prechecked(None, key, ok))
+            out.append(Prechecked(None, key, ok, log_rules if entry.seq else rules.RULES_1))
         except Exception:  # noqa: BLE001 - the entry's own turn reports it (see above)
             out.append(None)
     return out
@@ -185,6 +201,7 @@ def feed_all_parallel(
     directory = _Directory.of(verifier)
     in_flight: deque[tuple[list[bytes], Future[list[Prechecked | None]]]] = deque()
     window = 3 * workers
+    log_rules: int | None = None
 
     def admit_oldest() -> None:
         chunk, outcome = in_flight.popleft()
@@ -204,8 +221,10 @@ def feed_all_parallel(
             except Exception as e:  # noqa: BLE001 - raised below, after the entries before it
                 source_error, more = e, False
             if chunk:
+                if log_rules is None:
+                    log_rules = verifier.registry.rules if verifier.size else genesis_rules(chunk[0])
                 keys = [directory.key_for(entry_bytes) for entry_bytes in chunk]
-                in_flight.append((chunk, pool.submit(precheck_chunk, chunk, keys, verifier.max_skew)))
+                in_flight.append((chunk, pool.submit(precheck_chunk, chunk, keys, verifier.max_skew, log_rules)))
             while len(in_flight) > (window if more else 0):
                 admit_oldest()
         if source_error is not None:

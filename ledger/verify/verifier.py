@@ -56,6 +56,7 @@ class Prechecked(NamedTuple):
     error: LedgerError | None
     key: bytes | None
     signature_ok: bool | None
+    log_rules: int = rules.RULES_1  # the rules `error` was judged under; another verdict is redone
 
 
 SeenRecord = Seen
@@ -169,7 +170,11 @@ class LogVerifier:
         """precheck with the key history as of this entry; given `done`, only what needs it.
         Raises what precheck raises."""
         if done is None:
-            return precheck(signed, now, self.registry.public_key, max_skew=self.max_skew)
+            return precheck(
+                signed, now, self.registry.public_key, max_skew=self.max_skew, log_rules=self.registry.rules
+            )
+        if done.log_rules != self.registry.rules:
+            return self._precheck(signed, now, None)
         if done.error is not None:
             raise done.error
         record = records_pb2.Record.FromString(signed.record_bytes)  # decode_record accepted these bytes

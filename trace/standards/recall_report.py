@@ -1,5 +1,6 @@
 """A recall answer as tables: the rows of the CSV that `lotledger recall --csv` writes and of
-the web app's CSV and XLSX downloads, defined once so that every download says the same.
+the web app's CSV and XLSX downloads, defined once so that every download says the same (and
+the CSV written once, through the spreadsheet-safe writer of csv_safe.py).
 
 Pure: it reads a RecallResponse (and the participant directory for contact data).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from lotledger.trace.standards import csv_safe
 from lotledger.trace.standards.fsma import TEXT
 from lotledger.v1 import trace_pb2
 
@@ -38,6 +40,17 @@ CONSIGNMENT_COLUMNS = [
     "documents",
     "entry",
 ]
+
+# Plain numbers stay numbers in these columns; every other cell that looks like a formula is text.
+CONSIGNMENT_NUMERIC = frozenset(CONSIGNMENT_COLUMNS.index(c) for c in ("quantity", "entry"))
+
+
+def write_consignments_csv(stream: csv_safe.Writable, r: trace_pb2.RecallResponse) -> None:
+    """The consignments CSV (a header, then `consignment_rows`) to a text stream opened with
+    newline="": the one CSV of a recall, for the CLI and the web app alike."""
+    w = csv_safe.writer(stream, CONSIGNMENT_NUMERIC)
+    w.writerow(CONSIGNMENT_COLUMNS)
+    w.writerows(consignment_rows(r))
 
 
 def consignment_rows(r: trace_pb2.RecallResponse) -> Iterator[list[Any]]:
