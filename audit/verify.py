@@ -1,6 +1,7 @@
 """The driver of `lotledger verify`: fetches entries and checkpoints from a live server, a
 copy of a data directory or a bundle, and feeds them to the pure LogVerifier, from the start or
-from a saved state (ledger/verify/state.py). All I/O lives here."""
+from a saved state (ledger/verify/state.py). A data directory's derived indexes are then
+checked against its entries (ledger/fsck.py). All I/O lives here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lotledger.ledger.errors import NotFound, StorageError, VerificationFailed
+from lotledger.ledger.fsck import check_store
 from lotledger.ledger.store import Store, from_u64, u64
 from lotledger.ledger.tlog import merkle
 from lotledger.ledger.tlog.bundle import BundleReader, Increment, KeyHistoryEntry
@@ -40,6 +42,11 @@ class EntrySource(Protocol):
         ...
 
     def key_history(self) -> Iterator[KeyHistoryEntry]: ...
+
+    def check_store(self, log_key: NoteVerifier) -> None:
+        """Whatever the source holds beside the log, checked against it once the log verifies
+        (a data directory's derived indexes). Raises VerificationFailed."""
+        ...
 
 
 class LiveSource:
@@ -84,14 +91,21 @@ class LiveSource:
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
         return list(self.client.consistency_proof(old_size, new_size).proof)
 
+    def check_store(self, log_key: NoteVerifier) -> None:
+        pass  # a server's store is its own: what it serves is what was verified
+
     def close(self) -> None:
         self.client.close()
 
 
 class DataDirSource:
-    """A copy of a data directory, opened read-only with no server. Only the entries and the
-    signed checkpoints (with the witness cosignatures stored for them) are used; the stored tree
-    nodes are ignored and recomputed."""
+    """A copy of a data directory, opened read-only with no server. The log is verified from
+    the entries and the signed checkpoints (with the witness cosignatures stored for them)
+    alone; then `check_store` checks the derived indexes (record ids, tree nodes, admin entries,
+    size, every stored checkpoint) against those entries, since a server would trust them.
+
+    Raises StorageError when the directory holds no ledger or its data.mdb is refused before
+    it is mapped (truncated, not an LMDB file: ledger/store.py check_data_file)."""
 
     def __init__(self, data_dir: Path, *, min_cosignatures: int = 0):
         path = data_dir / "ledger" if (data_dir / "ledger" / "data.mdb").exists() else data_dir
@@ -133,6 +147,10 @@ class DataDirSource:
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
         return None  # we recompute the old root from the entries themselves
+
+    def check_store(self, log_key: NoteVerifier) -> None:
+        """Raises VerificationFailed (DAMAGED_INDEX) naming each damaged index."""
+        check_store(self.store, log_key)
 
     def close(self) -> None:
         self.store.close()
@@ -194,6 +212,9 @@ class BundleSource:
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
         return None  # a full bundle's old root is recomputed from its entries; an increment has its own proof
 
+    def check_store(self, log_key: NoteVerifier) -> None:
+        pass  # a bundle holds the log and its proofs, all of it verified
+
     def close(self) -> None:
         self.file.close()
 
@@ -242,6 +263,9 @@ def verify_log(
 
     With `witnesses`, the checkpoint must also carry cosignatures from `quorum` of them.
 
+    Once the log verifies, the source checks what it holds beside it (`check_store`: a data
+    directory's derived indexes, every entry read again, whatever `state` skipped).
+
     Full verification (ledger/verify/verifier.py) runs on `workers` processes (default: one per core
     when PARALLEL_MIN_ENTRIES or more entries are to be checked). With check_signatures=False
     and neither a state nor an increment, it is hash-only (ledger/verify/hashes.py: the chain
@@ -286,6 +310,7 @@ def verify_log(
             f"the first {old.size} entries do not give the root of the --since checkpoint: history was rewritten",
             reason="NOT_CONSISTENT",
         )
+    source.check_store(log_key)
     saved = None
     if isinstance(verifier, LogVerifier) and not verifier.records_complete:
         not_checked = _not_checked(verifier, start)

@@ -36,6 +36,7 @@ from lotledger.cli.options import (
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 from lotledger.cli.record_input import parse_documents, signed_records
 from lotledger.cli.witness_cmd import witness
+from lotledger.ledger import datadir
 from lotledger.ledger.core import policy
 from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import ProofError
@@ -44,7 +45,7 @@ from lotledger.ledger.tlog import merkle
 from lotledger.rpc.client import StreamRefusal
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.keys import SigningKey, VerifyKey
-from lotledger.signing.note import NoteSigner, NoteVerifier
+from lotledger.signing.note import NoteVerifier
 from lotledger.v1 import records_pb2
 
 
@@ -115,24 +116,23 @@ def init(
 def _init(
     data_dir: Path, origin: str, admin_id: str, as_json: bool, *, log_key_passphrase: bytes | None = None
 ) -> None:
-    keys = data_dir / "keys"
-    if (data_dir / "ledger" / "data.mdb").exists():
-        fail(f"{data_dir} already holds a ledger", ExitCode.USAGE)
-    keys.mkdir(parents=True, exist_ok=True)
-    log_key, admin_key = SigningKey.generate(), SigningKey.generate()
-    log_key.save_pair(keys / "log.key", log_key_passphrase)
-    admin_key.save_pair(keys / "admin.key")
-    Ledger.initialize(data_dir, origin, log_key, admin_key, admin_id=admin_id).close()
-    vkey = NoteSigner(origin, log_key).verifier_key
-    (data_dir / "log.vkey").write_text(vkey + "\n")
+    made = datadir.create(data_dir, origin, admin_id=admin_id, log_key_passphrase=log_key_passphrase)
     if as_json:
-        emit_json({"origin": origin, "log_verifier_key": vkey, "admin_id": admin_id, "admin_key_id": admin_key.key_id})
+        emit_json(
+            {
+                "origin": origin,
+                "log_verifier_key": made.log_verifier_key,
+                "admin_id": admin_id,
+                "admin_key_id": made.admin_key_id,
+            }
+        )
     else:
         note(
-            f"initialized {data_dir}: log key {keys / 'log.key'}, admin key {keys / 'admin.key'} (participant {admin_id!r})"
+            f"initialized {data_dir}: log key {made.log_key_path}, admin key {made.admin_key_path} "
+            f"(participant {admin_id!r})"
         )
         note("the log's verifier key (give it to regulators; also in log.vkey):")
-        click.echo(vkey)
+        click.echo(made.log_verifier_key)
 
 
 @main.command()
@@ -225,7 +225,11 @@ def serve(
         note(f"witness {t.key.name}: submitting checkpoints to {t.endpoint}")
     stopping.wait()
     note("stopping: finishing calls in flight and the last checkpoint")
-    server.stop()
+    try:
+        server.stop()
+    except Exception as e:  # noqa: BLE001 - a part failed to stop (a full disk, say): close the ledger all the same
+        server.ledger.close()  # (a no-op if it has closed)
+        fail(f"stopped, but not cleanly: {e} (what was acknowledged was on disk before)")
 
 
 # ---- demo ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from lotledger.ledger import fsck
 from lotledger.ledger.core import rules
 from lotledger.ledger.core.admission import Admitted, DuplicateRecordId, Seen, admit, precheck, record_key
 from lotledger.ledger.core.policy import ADMIN_KINDS
@@ -32,6 +33,7 @@ from lotledger.ledger.errors import (
     LedgerError,
     NotFound,
     OutOfRange,
+    ResourceExhausted,
     StorageError,
     Unavailable,
 )
@@ -85,25 +87,38 @@ class Ledger:
     """A live ledger over one data directory. Thread-safe; one per data directory per process."""
 
     def __init__(self, data_dir: str | Path, log_key: SigningKey, config: LedgerConfig | None = None):
+        """Open the ledger `initialize` made in `data_dir`. Creates nothing: a directory with no
+        ledger, one without its genesis entry (an init that did not finish), one whose indexes
+        the start check finds damaged (ledger/fsck.py quick_check) and a log key other than the
+        ledger's are refused, so a client can never write entry 0.
+
+        Raises StorageError (LockHeld's message when another process holds the directory)."""
         self.config = config or LedgerConfig()
         self.data_dir = Path(data_dir)
-        self.store = Store(self.data_dir / "ledger", map_size=self.config.map_size or DEFAULT_MAP_SIZE)
+        if not (self.data_dir / "ledger" / "data.mdb").exists():
+            raise StorageError(f"{self.data_dir} holds no ledger (run lotledger init)")
+        self.store = Store(self.data_dir / "ledger", map_size=self.config.map_size or DEFAULT_MAP_SIZE, create=False)
         try:
             self._writer_lock = _lock_writer(self.data_dir / "ledger")
         except BaseException:
             self.store.close()
             raise
-        with self.store.read() as txn:
-            origin = self.store.get(txn, "meta", b"origin")
-            if origin is None:
-                raise StorageError(f"{self.data_dir} is not an initialized ledger (run lotledger init)")
-            self.origin = origin.decode()
-            stored_pub = self.store.get(txn, "meta", b"log_public_key")
-        if stored_pub is not None and stored_pub != log_key.public.raw:
-            raise StorageError("the log key does not match the key this ledger was initialized with")
-        self._signer = NoteSigner(self.origin, log_key)
-        self.reader = LogReader(self.store, lambda: self.registry)
-        self._load_state()
+        try:
+            with self.store.read() as txn:
+                origin = self.store.get(txn, "meta", b"origin")
+                if origin is None:
+                    raise StorageError(f"{self.data_dir} is not an initialized ledger (run lotledger init)")
+                self.origin = origin.decode()
+                stored_pub = self.store.get(txn, "meta", b"log_public_key")
+            if stored_pub is not None and stored_pub != log_key.public.raw:
+                raise StorageError("the log key does not match the key this ledger was initialized with")
+            self._signer = NoteSigner(self.origin, log_key)
+            self.reader = LogReader(self.store, lambda: self.registry)
+            self._load_state()
+        except BaseException:
+            self._writer_lock.close()
+            self.store.close()
+            raise
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Guards `_closed` against enqueue: nothing may be queued after _STOP, or it would
         # never be answered.
@@ -127,19 +142,18 @@ class Ledger:
         config: LedgerConfig | None = None,
         log_rules: int = rules.CURRENT,
     ) -> Ledger:
-        """Create the store and write entry 0, the self-signed registration of the first admin,
-        which states the rules the log follows for ever (`log_rules`: older versions only for
-        tests of logs written before). Raises StorageError if the directory already holds a ledger."""
-        store = Store(Path(data_dir) / "ledger", map_size=(config and config.map_size) or DEFAULT_MAP_SIZE)
-        try:
-            with store.write() as txn:
-                if store.get(txn, "meta", b"origin") is not None:
-                    raise StorageError(f"{data_dir} already holds a ledger")
-                store.put(txn, "meta", b"origin", origin.encode())
-                store.put(txn, "meta", b"log_public_key", log_key.public.raw)
-        finally:
-            store.close()
-        ledger = cls(data_dir, log_key, config)
+        """Create the store and, in ONE durable write transaction, the whole ledger: its settings
+        (origin, log key), entry 0 (the self-signed registration of the first admin, which
+        states the rules the log follows for ever: `log_rules`, older versions only for tests of
+        logs written before) with its index entries, and the checkpoint of size 1. A failure
+        commits nothing. This is the only writer of entry 0: a Ledger opens only a store that
+        has it, so no client's self-signed admin registration is ever admitted.
+
+        The directory's other files (keys, log.vkey) are the caller's; `lotledger init` builds
+        it all beside the target and renames it into place (ledger/datadir.py).
+
+        Raises StorageError (the directory holds a ledger or the start of one),
+        ResourceExhausted (DISK_FULL: no room; nothing was committed)."""
         record = records_pb2.Record(record_id="genesis", submitter=admin_id)
         record.created_at.GetCurrentTime()
         record.participant_registered.participant_id = admin_id
@@ -148,16 +162,61 @@ class Ledger:
             record.participant_registered.rules_version = log_rules
         record.participant_registered.public_key = admin_key.public.raw
         record.participant_registered.business_name = "lotledger administrator"
-        ledger.append(sign(record, admin_key))
-        ledger.sign_checkpoint_now()
-        return ledger
+        signed = sign(record, admin_key)
+        # The one admission step, as every verifier will run it on entry 0 (the genesis rule).
+        admission = admit(precheck(signed, datetime.now(UTC), lambda _: None), 0, Registry(), lambda _: None)
+        entry = build_entry(0, ZERO_HASH, time.time_ns(), signed)
+        leaf = merkle.leaf_hash(entry)
+        note = sign_note(Checkpoint(origin, 1, leaf).body(), NoteSigner(origin, log_key))
+        store = Store(Path(data_dir) / "ledger", map_size=(config and config.map_size) or DEFAULT_MAP_SIZE)
+        try:
+            with store.write() as txn:
+                if store.get(txn, "meta", b"origin") is not None:
+                    if store.count(txn, "entries"):
+                        raise StorageError(f"{data_dir} already holds a ledger")
+                    raise StorageError(
+                        f"{data_dir} holds the start of a ledger whose initialization stopped before its genesis "
+                        "entry (nothing in it was ever acknowledged): remove it and initialize again"
+                    )
+                store.put(txn, "meta", b"origin", origin.encode())
+                store.put(txn, "meta", b"log_public_key", log_key.public.raw)
+                store.put_new(txn, "entries", u64(0), entry, append=True)
+                for key in admission.claims:
+                    store.put_new(txn, "record_ids", key.encode(), u64(0))
+                store.put_new(txn, "tree", tree_key(0, 0), leaf)
+                store.put_new(txn, "admin_seqs", u64(0), b"", append=True)
+                store.put(txn, "meta", b"size", u64(1))
+                store.put_new(txn, "checkpoints", u64(1), note, append=True)
+        finally:
+            store.close()
+        return cls(data_dir, log_key, config)
 
     # ---- state --------------------------------------------------------------------------
 
     def _load_state(self) -> None:
         """Size, frontier, head and registry from the store; the registry by replaying the
-        admin entries through the same pure code a verifier runs."""
+        admin entries through the same pure code a verifier runs. First the store must have
+        its genesis entry, and pass the start check (ledger/fsck.py quick_check).
+
+        Raises StorageError: no genesis entry, or damage found (the message says to run
+        `lotledger verify --data-dir`, which names it all)."""
+
+        def damaged(found: Sequence[str]) -> StorageError:
+            return StorageError(
+                f"{self.data_dir} is damaged: {'; '.join(found)}. Its entries may be intact: run "
+                f"`lotledger verify --data-dir {self.data_dir} --log-key LOG_VKEY` to see all that is damaged, and "
+                "restore the directory from a copy; the ledger does not open it as it is"
+            )
+
         with self.store.read() as txn:
+            if not self.store.count(txn, "entries"):
+                raise StorageError(
+                    f"{self.data_dir} has no genesis entry: the `lotledger init` that made it did not finish, and "
+                    "nothing in it was ever acknowledged. Remove it and run `lotledger init` again"
+                )
+            found = fsck.quick_check(self.store, txn, record_id_key)
+            if found:
+                raise damaged(found)
             size_raw = self.store.get(txn, "meta", b"size")
             self.size = from_u64(size_raw) if size_raw else 0
             self.frontier = merkle.frontier_from_perfect(self.size, self._perfect_in(txn))
@@ -174,7 +233,11 @@ class Ledger:
             for key, _ in self.store.iterate(txn, "admin_seqs"):
                 seq = from_u64(key)
                 entry = records_pb2.Entry.FromString(self.store.get(txn, "entries", key) or b"")
-                self.registry.check_and_apply(decode_record(entry.signed_record.record_bytes), seq)
+                try:
+                    if not self.registry.check_and_apply(decode_record(entry.signed_record.record_bytes), seq):
+                        raise damaged([f"admin_seqs: lists entry {seq}, which does not change the key history"])
+                except LedgerError as e:
+                    raise damaged([f"admin_seqs: entry {seq} does not apply to the key history ({e})"]) from e
         self._last_checkpoint_time = 0.0
 
     def _checkpoint_from_note(self, note: bytes) -> SignedCheckpoint:
@@ -211,8 +274,14 @@ class Ledger:
             raise Unavailable("the ledger is shutting down; retry against a running server")
         refuse_unknown_fields(signed, "signed_record")  # only signed bytes are stored
         now = datetime.now(UTC)
+        registry = self.registry
         return precheck(
-            signed, now, self.registry.public_key, max_skew=self.config.max_skew, max_age=self.config.max_age
+            signed,
+            now,
+            registry.public_key,
+            max_skew=self.config.max_skew,
+            max_age=self.config.max_age,
+            log_rules=registry.rules,
         )
 
     def enqueue(self, admitted: Admitted) -> Future[AppendResult]:
@@ -264,6 +333,7 @@ class Ledger:
 
     def _run_writer(self) -> None:
         stop = False
+        disk_full = False  # said once per spell of failed writes, not once per attempt
         while not stop:
             timeout = self._checkpoint_wait()
             try:
@@ -289,11 +359,19 @@ class Ledger:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     item = None
+            checkpoint_before = self.latest_checkpoint
             try:
                 self._commit(batch, force_checkpoint=bool(forced) or stop, cosignatures=[c[:2] for c in cosigs])
             except BaseException as e:  # noqa: BLE001 - every waiter must hear about it
-                log.exception("write transaction failed")
-                err = e if isinstance(e, StorageError) else StorageError(f"write failed: {e}")
+                if isinstance(e, ResourceExhausted):  # no room: nothing was written; it can pass later
+                    if not disk_full:
+                        log.error("appends refused until there is room: %s", e)
+                    disk_full = True
+                else:
+                    log.exception("write transaction failed")
+                # A checkpoint due now is tried again after an interval, not at once, for ever.
+                self._last_checkpoint_time = time.monotonic()
+                err = e if isinstance(e, (StorageError, LedgerError)) else StorageError(f"write failed: {e}")
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(err)
@@ -302,6 +380,9 @@ class Ledger:
                 for *_, done in cosigs:
                     done.set_exception(err)
                 continue
+            if disk_full and (batch or cosigs or self.latest_checkpoint is not checkpoint_before):
+                log.warning("writes succeed again")
+                disk_full = False
             for *_, done in cosigs:
                 done.set_result(None)
             for f in forced:
@@ -627,6 +708,13 @@ def claim_of(key: str, record_bytes: bytes, log_rules: int) -> Seen:
     if key.startswith("#shipment/"):
         return Seen(record.submitter, "shipment")
     return Seen(record.submitter, record.WhichOneof("body") or "")
+
+
+def record_id_key(record: records_pb2.Record, log_rules: int) -> bytes:
+    """The `record_ids` key of `record`'s own id in a log of `log_rules`, as the writer stores
+    it (ledger/core/admission.py record_key: the id under rules 1, `<submitter>/<id>` under
+    rules 2). The start check looks the last entry up by it (ledger/fsck.py quick_check)."""
+    return record_key(log_rules, record.submitter, record.record_id).encode()
 
 
 def _lock_writer(directory: Path) -> ExclusiveLock:

@@ -227,6 +227,8 @@ def admit(
         claims.update(check_ownership(record, record.submitter, earlier))
     if kind in ADMIN_KINDS:
         registry.check_and_apply(record, seq)
+        if registry.rules != log_rules:  # the genesis entry states the rules, its own key included
+            claims = {record_key(registry.rules, record.submitter, record.record_id): claims.pop(key), **claims}
     return Admission(claims, unchecked)
 
 

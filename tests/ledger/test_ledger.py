@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from helpers import (
     signed,
 )
 
-from lotledger.ledger.errors import Conflict, InvalidRecord, PermissionDenied, Unauthenticated
+from lotledger.ledger.errors import Conflict, InvalidRecord, PermissionDenied, StorageError, Unauthenticated
 from lotledger.ledger.log import Ledger, LedgerConfig
 from lotledger.ledger.tlog import merkle
 from lotledger.ledger.verify.verifier import LogVerifier
@@ -83,14 +84,17 @@ def test_first_record_must_be_a_self_signed_admin(tmp_path: Path) -> None:
     with store.write() as txn:
         store.put(txn, "meta", b"origin", ORIGIN.encode())
     store.close()
-    empty = Ledger(tmp_path / "e", log_key)
-    try:
-        with pytest.raises(Unauthenticated) as info:
-            empty.append(signed(shipment(), stranger))
-        assert info.value.reason == "GENESIS_REQUIRED"
-        assert empty.size == 0
-    finally:
-        empty.close()
+    # A store with no genesis entry is not opened at all: only `initialize` writes entry 0, so
+    # no client can register itself as the first admin (tests/cli/test_init_durable.py).
+    with pytest.raises(StorageError, match="genesis"):
+        Ledger(tmp_path / "e", log_key)
+    # The genesis rule itself, for verifiers: an empty key history admits only a self-signed admin.
+    from lotledger.ledger.core.admission import authorize, precheck
+    from lotledger.ledger.core.registry import Registry
+
+    with pytest.raises(Unauthenticated) as info:
+        authorize(precheck(signed(shipment(), stranger), datetime.now(UTC), lambda _: None), Registry(), 0)
+    assert info.value.reason == "GENESIS_REQUIRED"
 
 
 def test_duplicates_in_one_batch(world_ledger: tuple[World, Ledger]) -> None:
