@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from lotledger.ledger.errors import StorageError
 from lotledger.ledger.log import Ledger
 from lotledger.trace.alerts import Alert, apply_and_check
 from lotledger.trace.index import TraceIndex
@@ -95,7 +96,11 @@ class LiveIndex:
             if self.index.size == 0 or self.index.size == self._snapshot_size:
                 return
             leaf = self.ledger.entry(self.index.size - 1)[1]
-            self.snapshots.save(self.index, self.alerts, leaf)
+            try:
+                self.snapshots.save(self.index, self.alerts, leaf)
+            except StorageError as e:  # derived state: the next start rebuilds it from the log
+                log.warning("%s; the next start rebuilds the trace index from the entries", e)
+                return
             self._snapshot_size = self.index.size
         settle()
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import lmdb
 
+from lotledger.ledger.errors import StorageError
 from lotledger.trace.alerts import Alert
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.records import Records
@@ -152,15 +153,20 @@ class SnapshotStore:
         self.env.close()
 
     def save(self, index: TraceIndex, alerts: list[Alert], leaf_hash: bytes) -> int:
-        """Write a snapshot of `index` (covering index.size entries); returns its size in bytes."""
+        """Write a snapshot of `index` (covering index.size entries); returns its size in bytes.
+        Raises StorageError (a full disk among others: the snapshot is derived, so the caller
+        may carry on without it; the log is not touched)."""
         parts = dump(index, alerts)
-        with self.env.begin(write=True) as txn:
-            txn.drop(self.env.open_db(), delete=False)
-            txn.put(b"format", FORMAT)
-            txn.put(b"size", index.size.to_bytes(8, "big"))
-            txn.put(b"leaf_hash", leaf_hash)
-            for name, blob in parts.items():
-                txn.put(b"part/" + name.encode(), blob)
+        try:
+            with self.env.begin(write=True) as txn:
+                txn.drop(self.env.open_db(), delete=False)
+                txn.put(b"format", FORMAT)
+                txn.put(b"size", index.size.to_bytes(8, "big"))
+                txn.put(b"leaf_hash", leaf_hash)
+                for name, blob in parts.items():
+                    txn.put(b"part/" + name.encode(), blob)
+        except lmdb.Error as e:
+            raise StorageError(f"the trace snapshot was not written: {e}") from e
         return sum(len(b) for b in parts.values())
 
     def load(self, records: Records) -> Snapshot | None:
