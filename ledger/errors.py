@@ -36,8 +36,9 @@ class RecordTooLarge(LedgerError):
 
 class ResourceExhausted(LedgerError):
     """A limit of the service is reached (append rate, streams, records per stream, an idle or
-    stalled stream). `retry_after` is the number of seconds after which the same call can
-    succeed, when there is one; it goes out as a google.rpc.RetryInfo detail."""
+    stalled stream, calls open per caller or in total). `retry_after` is the number of seconds
+    after which the same call can succeed, when there is one; it goes out as a
+    google.rpc.RetryInfo detail."""
 
     default_reason = "RATE_LIMITED"
 

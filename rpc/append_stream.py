@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import grpc
 
@@ -35,6 +37,8 @@ from lotledger.v1 import records_pb2
 # Below this many records per message, splitting the verification across threads costs more
 # than it saves.
 PARALLEL_MIN = 16
+# How often a stream's reader looks whether its handler has ended while it waits for room.
+_POLL = 0.25
 
 log = logging.getLogger("lotledger.server")
 
@@ -55,6 +59,15 @@ def error_pb(e: BaseException) -> pb.AppendError:
         message=getattr(e, "message", None) or str(e),
         field=getattr(e, "field", None) or "",
     )
+
+
+def _detached(e: Exception) -> Exception:
+    """`e` without its traceback and chained errors. A refusal kept for a later answer would
+    otherwise hold the frames it was raised through, and with them the request's records,
+    in a reference cycle that only the garbage collector breaks."""
+    e.__traceback__ = None
+    e.__cause__ = e.__context__ = None
+    return e
 
 
 class Appender:
@@ -130,7 +143,7 @@ class Appender:
                 access.check_submission(caller, admitted.record, admitted.kind)
                 out.append(admitted)
             except (LedgerError, StorageError) as e:
-                out.append(e)
+                out.append(_detached(e))
         return out
 
     def stream(
@@ -139,24 +152,34 @@ class Appender:
         """Answer an AppendStream: one response per request message, one outcome per record,
         numbered across the stream, in stream order. `caller` has passed require_known.
 
+        Memory is bounded per stream: at most `append_stream_window` messages and
+        `append_stream_window_bytes` of them wait for their answers (the reader takes no more
+        from the client until they are answered), each record as a pending commit or a small
+        refusal message (never an exception with its frames), and all of it is dropped when
+        the stream ends, however it ends.
+
         Raises ResourceExhausted (STREAM_IDLE: nothing came for the idle time), the error that
         ended the request stream when it is a LedgerError (RecordTooLarge: too many records in
         one message; ResourceExhausted STREAM_RECORD_LIMIT), for the servicer to map; a
         request stream broken otherwise ends the call CANCELLED here.
         """
         limits = self.limits
-        batches: queue.Queue[list[Future[AppendResult] | Exception] | None] = queue.Queue(limits.append_stream_window)
+        batches: queue.Queue[tuple[list[Future[AppendResult] | pb.AppendError], int] | None] = queue.Queue()
+        window = _Window(limits.append_stream_window, limits.append_stream_window_bytes)
         reader_error: list[BaseException] = []
+        done = threading.Event()  # the handler has ended: the reader stops and lets go of everything
 
         def read() -> None:
             # One thread reads and queues to the writer, so the stream's order is the log's.
-            # When the handler cannot send (the client reads no answers), `batches` fills, this
+            # When the handler cannot send (the client reads no answers), the window fills, this
             # thread stops reading (HTTP/2 flow control holds the client), and after the stall
             # time the call is cancelled: the writer itself never waits on a client.
             owner: str | None = None  # the participant whose stream slot this holds
             received = 0
             try:
                 for request in request_iterator:
+                    if done.is_set():
+                        break
                     if len(request.signed_records) > limits.append_records_per_message:
                         raise RecordTooLarge(f"at most {limits.append_records_per_message} records per message")
                     received += len(request.signed_records)
@@ -165,18 +188,11 @@ class Appender:
                             f"at most {limits.append_records_per_stream} records per stream; open a new stream",
                             reason="STREAM_RECORD_LIMIT",
                         )
-                    checked = self.precheck_batch(request.signed_records, caller)
-                    if owner is None:
-                        first = next((a for a in checked if isinstance(a, Admitted)), None)
-                        if first is not None:
-                            self.limiter.open_stream(participant := self.participant_of(first, caller))
-                            owner = participant
-                    items = [
-                        item if isinstance(item, Exception) else self._try_enqueue(item, caller) for item in checked
-                    ]
+                    size = request.ByteSize()
                     try:
-                        batches.put(items, timeout=limits.append_stream_stall_seconds)
-                    except queue.Full:
+                        if not window.enter(size, limits.append_stream_stall_seconds, done):
+                            break
+                    except TimeoutError:
                         log.warning("append stream of %r stalled: the client reads no answers; cancelling it", owner)
                         context.cancel()  # the handler is stuck sending to a client that does not read
                         raise ResourceExhausted(
@@ -184,42 +200,116 @@ class Appender:
                             f"{limits.append_stream_stall_seconds:g} s; the stream was cancelled",
                             reason="STREAM_STALLED",
                         ) from None
+                    checked = self.precheck_batch(request.signed_records, caller)
+                    del request
+                    if owner is None:
+                        first = next((a for a in checked if isinstance(a, Admitted)), None)
+                        if first is not None:
+                            self.limiter.open_stream(participant := self.participant_of(first, caller))
+                            owner = participant
+                    batches.put(([self._answer_later(item, caller) for item in checked], size))
+                    del checked
             except BaseException as e:  # noqa: BLE001 - a broken client stream ends the pipeline
                 log.debug("append stream reader ended: %r", e)
-                reader_error.append(e)
+                reader_error.append(_detached(e) if isinstance(e, Exception) else e)
             finally:
                 if owner is not None:
                     self.limiter.close_stream(owner)
-                try:
-                    batches.put(None, timeout=limits.append_stream_stall_seconds)
-                except queue.Full:
-                    pass  # the handler is gone
+                batches.put(None)
 
         threading.Thread(target=read, name="append-stream-read", daemon=True).start()
-        index = 0
-        while True:
-            try:
-                batch = batches.get(timeout=limits.append_stream_idle_seconds)
-            except queue.Empty:
-                raise ResourceExhausted(
-                    f"the stream sent nothing for {limits.append_stream_idle_seconds:g} s; it was ended",
-                    reason="STREAM_IDLE",
-                ) from None
-            if batch is None:
-                break
-            response = pb.AppendStreamResponse()
-            for item in batch:
-                outcome = response.outcomes.add(index=index)
+        try:
+            index = 0
+            while True:
                 try:
-                    if isinstance(item, Exception):
-                        raise item
-                    outcome.result.CopyFrom(result_pb(item.result()))
-                except Exception as e:  # noqa: BLE001 - every refusal is this record's answer
-                    outcome.error.CopyFrom(error_pb(e))
-                index += 1
-            yield response
+                    batch = batches.get(timeout=limits.append_stream_idle_seconds)
+                except queue.Empty:
+                    raise ResourceExhausted(
+                        f"the stream sent nothing for {limits.append_stream_idle_seconds:g} s; it was ended "
+                        "(send the next message sooner, or open a new stream when there is more to send)",
+                        reason="STREAM_IDLE",
+                    ) from None
+                if batch is None:
+                    break
+                items, size = batch
+                del batch
+                response = pb.AppendStreamResponse()
+                for item in items:
+                    outcome = response.outcomes.add(index=index)
+                    if isinstance(item, pb.AppendError):
+                        outcome.error.CopyFrom(item)
+                    else:
+                        try:
+                            outcome.result.CopyFrom(result_pb(item.result()))
+                        except Exception as e:  # noqa: BLE001 - every refusal is this record's answer
+                            outcome.error.CopyFrom(error_pb(e))
+                    index += 1
+                del items
+                yield response
+                window.leave(size)
+        finally:
+            done.set()
+            window.wake()
+            _drain(batches)
         if reader_error and context.is_active():
             error = reader_error[0]
             if isinstance(error, LedgerError):
                 raise error
             context.abort(grpc.StatusCode.CANCELLED, f"request stream failed: {error}")
+
+    def _answer_later(self, item: Admitted | Exception, caller: Caller) -> Future[AppendResult] | pb.AppendError:
+        """A prechecked record queued to the writer (its pending commit), or its refusal as the
+        small message that will answer it. Raises Unavailable."""
+        if isinstance(item, Admitted):
+            queued = self._try_enqueue(item, caller)
+            if not isinstance(queued, Exception):
+                return queued
+            item = queued
+        return error_pb(item)
+
+
+class _Window:
+    """How much of one stream waits for its answers: messages read but not yet answered, and
+    their bytes. The reader enters each message before it prechecks it; the handler leaves it
+    once its answer is sent. One message always fits, however large."""
+
+    def __init__(self, messages: int, nbytes: int) -> None:
+        self.max_messages, self.max_bytes = messages, nbytes
+        self.messages = self.nbytes = 0
+        self._changed = threading.Condition()
+
+    def enter(self, size: int, timeout: float, done: threading.Event) -> bool:
+        """Wait for room for a message of `size` bytes and take it. False if `done` is set
+        first. Raises TimeoutError when no room came within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not done.is_set():
+                if self.messages == 0 or (self.messages < self.max_messages and self.nbytes + size <= self.max_bytes):
+                    self.messages += 1
+                    self.nbytes += size
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self._changed.wait(min(_POLL, left))
+        return False
+
+    def leave(self, size: int) -> None:
+        with self._changed:
+            self.messages -= 1
+            self.nbytes -= size
+            self._changed.notify_all()
+
+    def wake(self) -> None:
+        """Let a waiting reader look at its `done` event now."""
+        with self._changed:
+            self._changed.notify_all()
+
+
+def _drain(batches: queue.Queue[Any]) -> None:
+    """Drop whatever waits in a stream's window (its handler has ended)."""
+    while True:
+        try:
+            batches.get_nowait()
+        except queue.Empty:
+            return

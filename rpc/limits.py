@@ -25,6 +25,12 @@ class Limits:
     transport_max_message_bytes: int = MAX_MESSAGE_BYTES  # one request, after which RESOURCE_EXHAUSTED
     transport_max_workers: int = 32  # request threads
     transport_max_concurrent_rpcs: int = 128  # calls beyond it are refused RESOURCE_EXHAUSTED by gRPC
+    # HTTP/2 BDP probing (1 on, 0 off) grows each stream's receive window towards the link's
+    # bandwidth-delay product: faster streams over long links, but a client that sends and reads
+    # no answers can then park many MB per stream in gRPC's buffers (measured: 16 such streams
+    # took the server from 70 MB to 0.2-1.4 GB; off, 130-150 MB). Off keeps a stream's window at
+    # gRPC's 64 KiB, or the message being received.
+    transport_bdp_probe: int = 0
     # [append]: per participant (the key's owner; the mTLS identity once that is on)
     append_rate: float = 2000.0  # records per second, refilled continuously
     append_burst: int = 20000  # records at once after an idle spell
@@ -32,11 +38,29 @@ class Limits:
     append_records_per_stream: int = 1_000_000
     append_streams_per_participant: int = 4
     append_stream_window: int = 16  # messages in flight per stream before the server stops reading
-    append_stream_idle_seconds: float = 60.0  # a stream that sends nothing this long is ended
+    append_stream_window_bytes: int = 8 * 1024 * 1024  # and their bytes (one message always fits)
+    append_stream_idle_seconds: float = 5.0  # a stream that sends nothing this long is ended (STREAM_IDLE)
     append_stream_stall_seconds: float = 30.0  # a stream whose client reads no answers this long is cancelled
+    # [calls]: every call, of every service, counted from the moment it opens (lotledger.rpc.gate).
+    # "Participant" is the identity the client certificate names; callers without one (no
+    # certificate, or any caller of a plaintext server) share the anonymous allowance.
+    calls_per_participant: int = 16  # calls of one participant open at once, streams included
+    calls_streams_per_participant: int = 4  # streaming calls of one participant open at once
+    calls_anonymous_calls: int = 16  # calls of all anonymous callers together
+    calls_anonymous_streams: int = 4  # streaming calls of all anonymous callers together
+    calls_max_streams: int = 16  # streaming calls of everyone, and at most half of max_workers (see `stream_slots`)
+    calls_stream_idle_seconds: float = 10.0  # a stream waiting this long for its client's next message is cancelled
+    calls_stream_stall_seconds: float = 30.0  # a stream whose client takes no answer this long is cancelled
     # [time]: created_at must lie in [now - max_age, now + max_future_skew] by the server's clock
     time_max_future_skew_seconds: float = DEFAULT_MAX_SKEW.total_seconds()
     time_max_age_seconds: float = 7 * 24 * 3600.0
+
+    @property
+    def stream_slots(self) -> int:
+        """How many streaming calls may be open at once, all callers together: `calls_max_streams`,
+        and never more than half the request threads. A stream holds its thread for as long as
+        it is open (gRPC's sync server), so the other half is kept for unary calls and reads."""
+        return max(1, min(self.calls_max_streams, self.transport_max_workers // 2))
 
     @property
     def max_future_skew(self) -> timedelta:
@@ -47,24 +71,33 @@ class Limits:
         return timedelta(seconds=self.time_max_age_seconds)
 
 
-SECTIONS = ("transport", "append", "time")
+SECTIONS = ("transport", "append", "calls", "time")
 # The smallest value each limit may take: below it the service cannot work (or a record fits no message).
 _MINIMUM: dict[str, float] = {
     "transport_max_message_bytes": MAX_RECORD_BYTES + 1024,
     "transport_max_workers": 2,
     "transport_max_concurrent_rpcs": 2,
+    "transport_bdp_probe": 0,
     "append_rate": 0.001,
     "append_burst": 1,
     "append_records_per_message": 1,
     "append_records_per_stream": 1,
     "append_streams_per_participant": 1,
     "append_stream_window": 1,
+    "append_stream_window_bytes": 64 * 1024,
     "append_stream_idle_seconds": 0.01,
     "append_stream_stall_seconds": 0.01,
+    "calls_per_participant": 1,
+    "calls_streams_per_participant": 1,
+    "calls_anonymous_calls": 1,
+    "calls_anonymous_streams": 1,
+    "calls_max_streams": 1,
+    "calls_stream_idle_seconds": 0.01,
+    "calls_stream_stall_seconds": 0.01,
     "time_max_future_skew_seconds": 0.0,
     "time_max_age_seconds": 1.0,
 }
-_MAXIMUM: dict[str, float] = {"transport_max_message_bytes": 64 * 1024 * 1024}
+_MAXIMUM: dict[str, float] = {"transport_max_message_bytes": 64 * 1024 * 1024, "transport_bdp_probe": 1}
 
 
 def parse_limits(text: str, base: Limits | None = None) -> Limits:

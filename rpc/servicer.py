@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
-from datetime import UTC
+from datetime import UTC, datetime
 
 import grpc
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
 
 from lotledger.ledger.core import access
 from lotledger.ledger.core.access import Caller
@@ -35,6 +37,24 @@ _DIRECTIONS: dict[int, Direction] = {
     trace_pb2.TRACE_DIRECTION_UPSTREAM: "up",
     trace_pb2.TRACE_DIRECTION_DOWNSTREAM: "down",
 }
+
+
+def _moment(request: Message, name: str) -> datetime | None:
+    """The Timestamp field `name` of `request` as an aware datetime, None when unset. Raises
+    InvalidRecord for one outside Timestamp's range (0001-01-01 to 9999-12-31, nanos in
+    [0, 1e9)), which protobuf would raise as ValueError and gRPC answer UNKNOWN."""
+    if not request.HasField(name):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(request, name)
+    try:
+        moment: datetime = stamp.ToDatetime(UTC)
+    except (ValueError, OverflowError) as e:
+        raise InvalidRecord(
+            f"{name} is not a valid timestamp (seconds={stamp.seconds}, nanos={stamp.nanos}): it must lie between "
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z",
+            field=name,
+        ) from e
+    return moment
 
 
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
@@ -110,6 +130,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         key = request.WhichOneof("key")
         if key is None:
             raise LedgerError("set seq or record_id", field="key")
+        if key == "record_id" and not request.record_id:
+            raise InvalidRecord("record_id is empty: name a record id, or ask by seq", field="record_id")
         seq = self.ledger.seq_of(request.record_id) if key == "record_id" else request.seq
         entry, leaf = self.ledger.entry(seq)
         self.traces.require_entry(caller, seq, entry)
@@ -200,8 +222,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             request.lot,
             direction,
             depth=request.depth or None,
-            since=request.since.ToDatetime(UTC) if request.HasField("since") else None,
-            until=request.until.ToDatetime(UTC) if request.HasField("until") else None,
+            since=_moment(request, "since"),
+            until=_moment(request, "until"),
         )
 
     @maps_errors

@@ -53,8 +53,20 @@ ERROR_OF: dict[grpc.StatusCode, type[errors.LedgerError]] = {
 # What the servicer maps: every error type the table names (both roots of the hierarchy).
 DOMAIN_ERRORS: tuple[type[Exception], ...] = tuple(dict.fromkeys(kind for kind, _ in STATUS_OF))
 
-# RESOURCE_EXHAUSTED reasons that are a service limit (ResourceExhausted), not a size (RecordTooLarge).
-LIMIT_REASONS = frozenset({"RATE_LIMITED", "TOO_MANY_STREAMS", "STREAM_RECORD_LIMIT", "STREAM_IDLE", "STREAM_STALLED"})
+# RESOURCE_EXHAUSTED reasons that are a service limit (ResourceExhausted), not a size (RecordTooLarge):
+# the append rate and stream bounds (lotledger.rpc.append_stream), and the call gate's shares
+# (lotledger.rpc.gate: TOO_MANY_CALLS and TOO_MANY_STREAMS per caller, SERVER_BUSY in total).
+LIMIT_REASONS = frozenset(
+    {
+        "RATE_LIMITED",
+        "TOO_MANY_CALLS",
+        "TOO_MANY_STREAMS",
+        "SERVER_BUSY",
+        "STREAM_RECORD_LIMIT",
+        "STREAM_IDLE",
+        "STREAM_STALLED",
+    }
+)
 
 
 def status_code(error: Exception) -> grpc.StatusCode:
