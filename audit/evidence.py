@@ -76,7 +76,7 @@ def write_evidence(
         evidence.named_seqs(query, report, downstream),
         fetch=lambda seq: client.get_entry(seq=seq).entry,
         registered_at=lambda key_id: client.get_key(key_id).registered_seq,
-        seq_of=lambda record_id: client.get_entry(record_id=record_id).seq,
+        seq_of=lambda record_id, submitter: client.get_entry(record_id=record_id, submitter=submitter).seq,
     )
     cp = _checkpoint_covering(client, max(entries) + 1, wait)
     proofs = {}

@@ -144,8 +144,15 @@ class LedgerClient:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
 
-    def get_entry(self, seq: int | None = None, record_id: str | None = None) -> pb.GetEntryResponse:
-        request = pb.GetEntryRequest(record_id=record_id) if record_id is not None else pb.GetEntryRequest(seq=seq or 0)
+    def get_entry(
+        self, seq: int | None = None, record_id: str | None = None, submitter: str = ""
+    ) -> pb.GetEntryResponse:
+        """An entry by seq, or by record id; record ids are scoped by their submitter (rules 2):
+        `submitter` names whose (default: the caller's own under mTLS, else the only one)."""
+        if record_id is not None:
+            request = pb.GetEntryRequest(record_id=record_id, submitter=submitter)
+        else:
+            request = pb.GetEntryRequest(seq=seq or 0)
         response: pb.GetEntryResponse = self._call(self.stub.GetEntry, request)
         return response
 

@@ -132,9 +132,13 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             raise LedgerError("set seq or record_id", field="key")
         if key == "record_id" and not request.record_id:
             raise InvalidRecord("record_id is empty: name a record id, or ask by seq", field="record_id")
-        seq = self.ledger.seq_of(request.record_id) if key == "record_id" else request.seq
-        entry, leaf = self.ledger.entry(seq)
-        self.traces.require_entry(caller, seq, entry)
+        if key == "record_id":  # the read rule is applied there: a missing id reads as not yours
+            seq = self.traces.seq_of_record(caller, request.record_id, request.submitter)
+            entry, leaf = self.ledger.entry(seq)
+        else:
+            seq = request.seq
+            entry, leaf = self.ledger.entry(seq)
+            self.traces.require_entry(caller, seq, entry)
         return pb.GetEntryResponse(seq=seq, entry=entry, leaf_hash=leaf)
 
     @maps_stream_errors

@@ -155,12 +155,12 @@ def gather_entries(
     seqs: Iterable[int],
     fetch: Callable[[int], bytes],
     registered_at: Callable[[str], int],
-    seq_of: Callable[[str], int],
+    seq_of: Callable[[str, str], int],
 ) -> dict[int, bytes]:
     """The entries at `seqs`, the originals of the corrections among them, and the registration
     entry of every key that signed any of them, transitively (an admin's registration is signed
     by another admin's key, back to the genesis entry 0). `fetch(seq)` returns entry bytes,
-    `registered_at(key_id)` the seq that registered a key, `seq_of(record_id)` a record's seq;
+    `registered_at(key_id)` the seq that registered a key, `seq_of(record_id, submitter)` a record's seq;
     they do the I/O. Nothing is trusted here: check_evidence checks what this gathers."""
     out: dict[int, bytes] = {}
     todo = deque(sorted(set(seqs)))
@@ -179,7 +179,8 @@ def gather_entries(
             keys.add(signed.key_id)
             todo.append(registered_at(signed.key_id))
         if record.WhichOneof("body") == "correction":
-            todo.append(seq_of(record.correction.corrects_record_id))
+            c = record.correction
+            todo.append(seq_of(c.corrects_record_id, c.corrects_submitter or record.submitter))
     return out
 
 

@@ -84,8 +84,8 @@ class PureLog:
     def evidence(
         self, query: dict[str, Any], report: dict[str, Any], downstream: Sequence[dict[str, Any]] = ()
     ) -> bytes:
-        def seq_of(record_id: str) -> int:
-            found = self.records.seq_of(record_id)
+        def seq_of(record_id: str, submitter: str) -> int:
+            found = self.records.seq_of(record_id, submitter)
             assert found is not None
             return found
 
