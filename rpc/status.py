@@ -55,7 +55,8 @@ DOMAIN_ERRORS: tuple[type[Exception], ...] = tuple(dict.fromkeys(kind for kind, 
 
 # RESOURCE_EXHAUSTED reasons that are a service limit (ResourceExhausted), not a size (RecordTooLarge):
 # the append rate and stream bounds (lotledger.rpc.append_stream), and the call gate's shares
-# (lotledger.rpc.gate: TOO_MANY_CALLS and TOO_MANY_STREAMS per caller, SERVER_BUSY in total).
+# (lotledger.rpc.gate: TOO_MANY_CALLS and TOO_MANY_STREAMS per caller, SERVER_BUSY in total), and
+# a full disk (DISK_FULL, lotledger.ledger.store).
 LIMIT_REASONS = frozenset(
     {
         "RATE_LIMITED",
@@ -65,6 +66,7 @@ LIMIT_REASONS = frozenset(
         "STREAM_RECORD_LIMIT",
         "STREAM_IDLE",
         "STREAM_STALLED",
+        "DISK_FULL",
     }
 )
 
