@@ -28,6 +28,7 @@ from lotledger.trace.records import in_force
 from lotledger.v1 import trace_pb2
 
 Direction = Literal["up", "down"]
+PARTNER_DEPTH = 1  # hops a partner's trace reaches: one up, one down
 
 
 class TraceService:
@@ -122,9 +123,15 @@ class TraceService:
         """Upstream ("up") or downstream ("down") of `lot`, to `depth` hops (None: all), over
         the edges whose records' event times lie in [since, until] when either is given.
 
+        A partner sees one step, the GS1 and FSMA 204 "one up, one down" norm: its depth is
+        capped at PARTNER_DEPTH, so tracing its own lot shows whom it went to or came from,
+        not the rest of another participant's chain (full chains are for admin, qa, auditor).
+
         Raises PermissionDenied (the lot does not concern the caller), UnknownLot (NotFound),
         StorageError.
         """
+        if not caller.reads_everything:
+            depth = PARTNER_DEPTH if depth is None else min(depth, PARTNER_DEPTH)
 
         def run(index: TraceIndex) -> trace_pb2.TraceResponse:
             self._require_lots(index, caller, [lot])
@@ -150,6 +157,10 @@ class TraceService:
             triggers = list(lots)
             for code in supplier_lot_codes:
                 found = queries.lots_with_supplier_lot(index, code)
+                if not caller.reads_everything and not (
+                    found and all(self.lot_concerns(index, caller, x) for x in found)
+                ):
+                    raise access.refuse_supplier_code(caller, code)  # one answer for "none" and "not yours"
                 if not found:
                     raise NotFound(f"no lot was received under supplier lot code {code!r}", field="supplier_lot_codes")
                 triggers += found

@@ -288,6 +288,16 @@ def refuse_lot(caller: Caller, lot: str) -> PermissionDenied:
     )
 
 
+def refuse_supplier_code(caller: Caller, code: str) -> PermissionDenied:
+    """The refusal for a supplier lot code whose lots do not all concern the caller, or that no
+    lot was received under: one answer for both, so a code cannot be probed for."""
+    return PermissionDenied(
+        f"supplier lot code {code!r} names no lot that concerns {caller}",
+        reason="READ_NOT_ALLOWED",
+        field="supplier_lot_codes",
+    )
+
+
 def refuse_record(caller: Caller, record_id: str) -> PermissionDenied:
     """The refusal for a record id a partner may not read, or that does not exist: one answer
     for both, so an id cannot be probed for."""

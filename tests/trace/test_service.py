@@ -416,3 +416,29 @@ def test_a_record_id_that_is_not_yours_and_one_that_does_not_exist_are_refused_a
             traced.service.seq_of_record(ACME, rid, submitter)
         answers.append((refused.value.reason, refused.value.message.replace(repr(rid), "ID")))
     assert len(set(answers)) == 1
+
+
+def test_a_partner_sees_one_step_down_and_qa_the_whole_chain(demo_dir: Path) -> None:
+    """One up, one down: the dairy that supplied the milk learns who made something of it, not
+    the plant's customers; QA sees every consignee."""
+    from lotledger.ledger.log import Ledger
+    from lotledger.signing.keys import SigningKey as Key
+
+    ledger = Ledger(demo_dir, Key.load(demo_dir / "keys" / "log.key"))
+    live = LiveIndex(ledger)
+    try:
+        assert live.wait_for(ledger.size)
+        service = TraceService(live)
+        dairy = Caller(tls=True, participant="dairy", role="supplier")
+        theirs = service.trace(dairy, MILK, "down")
+        whole = service.trace(QA, MILK, "down")
+        reached = {s.to_participant for s in whole.shipments}
+        assert {"shop-a", "cafe-d"} <= reached
+        assert not {"shop-a", "cafe-d"} & {s.to_participant for s in theirs.shipments}
+        assert len(theirs.lots) < len(whole.lots)
+        with pytest.raises(PermissionDenied) as refused:  # a code of another's, and no code at all, alike
+            service.recall(dairy, [], ["NO-SUCH-CODE"], "")
+        assert refused.value.field == "supplier_lot_codes"
+    finally:
+        live.close()
+        ledger.close()
