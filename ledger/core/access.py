@@ -35,7 +35,10 @@ Reads (the rule, in one place):
   supplier): one step up and one step down. Mentioning a lot opens nothing: a shipment,
   receipt or scan that names someone else's lot, even before that lot is made, does not make
   it the writer's.
-- A record id a partner may not read and one that does not exist get the same refusal.
+- A record id or a supplier lot code a partner may not read and one that does not exist get
+  the same refusal.
+- A partner's trace reaches one step (lotledger.trace.service PARTNER_DEPTH): whom its lot
+  went to or came from, not the rest of another participant's chain.
 - An entry is readable when it is the caller's, or it names a lot that concerns the caller.
 - Checkpoints and consistency proofs are public by nature in a transparency log: they carry
   a tree size and hashes, nothing about any record, and every participant (and witness)
