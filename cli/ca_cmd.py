@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from lotledger.cli.options import F, json_option
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
-from lotledger.ledger.core.validation import is_participant_id
-from lotledger.rpc.server import LOG_KEY_PASSPHRASE_ENV, ServerTls, is_loopback
-from lotledger.signing.certs import CA_CERT, CA_KEY, DEFAULT_DAYS, CertificateAuthority, save_issued
-from lotledger.signing.keys import read_private_file
+
+if TYPE_CHECKING:
+    from lotledger.rpc.server import ServerTls
+
+# Copies of lotledger.signing.certs.DEFAULT_DAYS and lotledger.rpc.server.LOG_KEY_PASSPHRASE_ENV,
+# which the options' help shows: importing those modules to build the options would load
+# cryptography's X.509 and the whole server for `--help`. tests/cli/test_startup.py checks them.
+DEFAULT_DAYS = 365
+LOG_KEY_PASSPHRASE_ENV = "LOTLEDGER_LOG_KEY_PASSPHRASE"
 
 
 @click.group()
@@ -37,6 +43,8 @@ def ca() -> None:
 def ca_init(directory: Path, name: str, as_json: bool) -> None:
     """Create a CA in DIRECTORY: ca.key (0600, keep it offline if you can) and ca.crt (give it
     to the server as --client-ca and to clients as --tls-ca)."""
+    from lotledger.signing.certs import CA_CERT, CA_KEY, CertificateAuthority
+
     if (directory / CA_KEY).exists():
         fail(f"{directory / CA_KEY} exists; refusing to overwrite a CA key", ExitCode.USAGE)
     authority = CertificateAuthority.create(name)
@@ -65,6 +73,9 @@ def ca_issue(
     directory: Path, participant: str | None, hosts: tuple[str, ...], days: int, out: Path | None, as_json: bool
 ) -> None:
     """Issue a participant (client) or server certificate signed by the CA in DIRECTORY."""
+    from lotledger.ledger.core.validation import is_participant_id
+    from lotledger.signing.certs import CertificateAuthority, save_issued
+
     if bool(participant) == bool(hosts):
         fail("pass --participant ID or --server HOST (not both)", ExitCode.USAGE)
     authority = CertificateAuthority.load(directory)
@@ -127,6 +138,8 @@ def server_tls(
 ) -> ServerTls | None:
     """The TLS settings for `serve`, or None for plaintext, which is allowed on loopback, and
     elsewhere only with --allow-plaintext (and a warning). Exits with a usage error otherwise."""
+    from lotledger.rpc.server import ServerTls, is_loopback
+
     given = [p for p in (cert, key, client_ca) if p is not None]
     if given and len(given) != 3:
         fail("mTLS needs all of --tls-cert, --tls-key and --client-ca", ExitCode.USAGE)
@@ -158,6 +171,8 @@ def log_key_passphrase(path: Path | None) -> bytes | None:
     """The passphrase from --log-key-passphrase-file (a secret file: 0600, trailing newline
     dropped), else from the environment, else None. Raises KeyFileError."""
     if path is not None:
+        from lotledger.signing.keys import read_private_file
+
         secret = read_private_file(path).rstrip(b"\r\n")
         if not secret:
             fail(f"--log-key-passphrase-file: {path} is empty", ExitCode.USAGE)

@@ -6,25 +6,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from google.protobuf import json_format
 
 from lotledger.cli.options import client_options, connect, signer_options
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
-from lotledger.ledger.core.records import sign
-from lotledger.ledger.core.validation import lot_key
-from lotledger.ledger.errors import InvalidRecord
-from lotledger.ledger.log import AppendResult
-from lotledger.rpc.client import StreamRefusal
-from lotledger.signing.keys import SigningKey
-from lotledger.trace.effects import event_time
-from lotledger.trace.standards.epcis import ImportPlan, Problem, export_document, plan_import
-from lotledger.v1 import records_pb2
+
+if TYPE_CHECKING:
+    from lotledger.trace.standards.epcis import ImportPlan
+    from lotledger.v1 import records_pb2
 
 
 def _plan_file(path: Path, participant: str) -> ImportPlan:
+    from lotledger.ledger.errors import InvalidRecord
+    from lotledger.trace.standards.epcis import ImportPlan, Problem, plan_import
+
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -45,6 +42,14 @@ def import_epcis(
 ) -> None:
     """Import GS1 EPCIS 2.0 JSON/JSON-LD documents: each event becomes one signed record.
     Nothing is appended unless every event of every file maps; re-importing is a no-op."""
+    from google.protobuf import json_format
+
+    from lotledger.ledger.core.records import sign
+    from lotledger.ledger.tlog.entries import AppendResult
+    from lotledger.rpc.client import StreamRefusal
+    from lotledger.signing.keys import SigningKey
+    from lotledger.v1 import records_pb2
+
     if not key_path and not dry_run:
         fail("no signing key: pass --key PATH or set LOTLEDGER_KEY", ExitCode.USAGE)
     if not participant:
@@ -130,6 +135,8 @@ def _day(value: str | None, option: str, end: bool) -> int | None:
 
 def _names_lot(record: records_pb2.Record, key: str) -> bool:
     """Whether the record (or the record a correction carries) names the lot directly."""
+    from lotledger.ledger.core.validation import lot_key
+    from lotledger.v1 import records_pb2
 
     def walk(message: Any) -> bool:
         for descriptor, value in message.ListFields():
@@ -163,6 +170,10 @@ def export_epcis(
 ) -> None:
     """Write the matching records as one EPCIS 2.0 JSON-LD EPCISDocument; imported records
     give back their source events as they were."""
+    from lotledger.trace.effects import event_time
+    from lotledger.trace.standards.epcis import export_document
+    from lotledger.v1 import records_pb2
+
     start, end = _day(from_day, "--from", False), _day(to_day, "--to", True)
     chosen: list[records_pb2.Record] = []
     with connect(server) as client:

@@ -11,7 +11,6 @@ import click
 
 from lotledger.cli.options import log_key_option, verifier_key_arg, witness_options, witness_quorum
 from lotledger.cli.output import emit_json, handles_errors
-from lotledger.trace import evidence
 
 evidence_option = click.option(
     "--evidence",
@@ -33,6 +32,8 @@ def verify_evidence(file: Path, log_key: str, witness_keys: tuple[str, ...], quo
     each entry's inclusion proof and signature (by a key an included registration gave its
     submitter), and that every edge, lot and shipment of the report follows from the entries.
     With --witness, the checkpoint must also carry cosignatures from --quorum of those witnesses."""
+    from lotledger.trace import evidence
+
     verifier = verifier_key_arg(log_key, "--log-key")
     witnesses, quorum = witness_quorum(witness_keys, quorum)
     s = evidence.check_evidence(file.read_bytes(), verifier, witnesses=witnesses, quorum=quorum)

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import click
 
-from lotledger.audit.fsma import build, trace_lots, write_csv, write_xlsx
 from lotledger.cli.options import client_options, connect
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
-from lotledger.trace.standards.fsma import Filter as RowFilter
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -46,6 +44,9 @@ def export_fsma(
     """The FDA FSMA 204 electronic sortable spreadsheet: one sheet per Critical Tracking Event
     (Shipping, Receiving, Transformation), one row per lot per event, the Key Data Elements of
     21 CFR 1.1340-1.1350 as columns, for LOTs' traces or the events between two days."""
+    from lotledger.audit.fsma import build, trace_lots, write_csv, write_xlsx
+    from lotledger.trace.standards.fsma import Filter as RowFilter
+
     if not lots and start is None and end is None:
         fail("say what to export: --lot LOT... and/or --from DATE --to DATE", ExitCode.USAGE)
     if out.suffix.lower() not in (".xlsx", ".csv", ""):
@@ -79,6 +80,9 @@ def export_fsma(
 def fsma_check(lots: tuple[str, ...], server: str, as_json: bool) -> None:
     """Every record (in force) whose Critical Tracking Event lacks a required Key Data Element,
     by entry and field. Exits 1 if there is any."""
+    from lotledger.audit.fsma import build, trace_lots
+    from lotledger.trace.standards.fsma import Filter as RowFilter
+
     with connect(server) as client:
         wanted = trace_lots(client, lots) if lots else None
         builder = build(client, RowFilter(wanted), check=True, progress=Progress("entries", None, enabled=not as_json))

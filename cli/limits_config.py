@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lotledger.cli.output import ExitCode, fail
-from lotledger.ledger.errors import ConfigError
-from lotledger.rpc.limits import Limits, limits_toml, parse_limits
+
+if TYPE_CHECKING:
+    from lotledger.rpc.limits import Limits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +38,9 @@ def limits_options(fn: F) -> F:
 
 def load_limits(path: Path | None) -> Limits:
     """The defaults, overridden by the file at `path`. A bad file exits with USAGE (2)."""
+    from lotledger.ledger.errors import ConfigError
+    from lotledger.rpc.limits import Limits, parse_limits
+
     if path is None:
         return Limits()
     try:
@@ -48,4 +52,6 @@ def load_limits(path: Path | None) -> Limits:
 
 
 def print_limits(limits: Limits) -> None:
+    from lotledger.rpc.limits import limits_toml
+
     click.echo(limits_toml(limits), nl=False)

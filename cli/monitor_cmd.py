@@ -12,14 +12,15 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from lotledger.audit.monitor import Monitor, Round, watch
-from lotledger.audit.state_dir import StateDir
 from lotledger.cli.options import connect, log_key_option, server_option, verifier_key_arg
 from lotledger.cli.output import ExitCode, Progress, fail, handles_errors, note
+
+if TYPE_CHECKING:
+    from lotledger.audit.monitor import Round
 
 
 @click.command()
@@ -54,6 +55,9 @@ def monitor(
 ) -> None:
     """Follow a live log: verify every new checkpoint and entry against the state kept in
     --state DIR, and keep both signed checkpoints as evidence if the log forks."""
+    from lotledger.audit.monitor import Monitor, watch
+    from lotledger.audit.state_dir import StateDir
+
     verifier = verifier_key_arg(log_key, "--log-key")
     if once and keep_running:
         fail("--once and --keep-running exclude each other", ExitCode.USAGE)

@@ -1,19 +1,25 @@
-"""Options shared by the client commands, declared once."""
+"""Options shared by the client commands, declared once.
+
+Imported by every command module while click builds the command, so `--help` loads it: it
+imports click and nothing heavy at module level. The client, the keys and the witness types
+are imported by the functions that use them (tests/cli/test_startup.py keeps it so).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lotledger.cli.output import ExitCode, fail
-from lotledger.ledger.witness.submitter import WitnessTarget
-from lotledger.rpc.client import ClientTls, LedgerClient
-from lotledger.signing.cosignature import CosignatureVerifier
-from lotledger.signing.errors import InvalidKey
-from lotledger.signing.note import NoteVerifier
+
+if TYPE_CHECKING:
+    from lotledger.ledger.witness.submitter import WitnessTarget
+    from lotledger.rpc.client import ClientTls, LedgerClient
+    from lotledger.signing.cosignature import CosignatureVerifier
+    from lotledger.signing.note import NoteVerifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +63,8 @@ def client_tls() -> ClientTls | None:
         return None
     if "tls_ca" not in given:
         fail("--tls-cert/--tls-key need --tls-ca (the CA that signed the server's certificate)", ExitCode.USAGE)
+    from lotledger.rpc.client import ClientTls
+
     return ClientTls.load(given["tls_ca"], given.get("tls_cert"), given.get("tls_key"))
 
 
@@ -96,9 +104,45 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def connect(server: str, tls: ClientTls | None = None) -> LedgerClient:
     """A client to a server that answers, or Unavailable (exit 3) within 5 seconds. TLS
     comes from `tls`, else from the command's --tls-* options."""
+    from lotledger.rpc.client import LedgerClient
+
     client = LedgerClient(server, tls=tls or client_tls())
     client.wait_ready(timeout=5.0)
     return client
+
+
+def log_source_options(fn: F) -> F:
+    """Where a verification reads the log (a server by default, a data directory copy or a
+    bundle), and the saved state it resumes from: shared by `verify` and `keys list`."""
+    for option in reversed(
+        (
+            click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False, exists=True, path_type=Path),
+                help="Verify a copy of a data directory, with no server.",
+            ),
+            click.option(
+                "--bundle",
+                type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                help="Verify an export bundle (lotledger export), offline.",
+            ),
+            click.option(
+                "--state",
+                "state_dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Resume from the verification saved in DIR (checking only what is new) and save this one there.",
+            ),
+            click.option(
+                "--server",
+                envvar="LOTLEDGER_SERVER",
+                default=DEFAULT_SERVER,
+                show_default=True,
+                metavar="HOST:PORT",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return tls_options(fn)
 
 
 def client_options(fn: F) -> F:
@@ -126,12 +170,17 @@ def _key_text(value: str, option: str) -> str:
 def verifier_key_arg(value: str, option: str) -> NoteVerifier:
     """A verifier key option (--log-key, --log...) takes the key string itself
     (name+hash+key) or a file that holds it. Exits with a usage error naming the option."""
+    from lotledger.signing.note import NoteVerifier
+
     return NoteVerifier.from_string(_key_text(value, option))
 
 
 def witness_key_arg(value: str, option: str) -> CosignatureVerifier:
     """A witness's verifier key (name+hash+base64(0x04 || key), c2sp.org/tlog-cosignature),
     or a file that holds it. Exits with a usage error naming the option."""
+    from lotledger.signing.cosignature import CosignatureVerifier
+    from lotledger.signing.errors import InvalidKey
+
     try:
         return CosignatureVerifier.from_string(_key_text(value, option))
     except InvalidKey as e:
@@ -144,6 +193,8 @@ def witness_target_arg(value: str, option: str) -> WitnessTarget:
     url, sep, vkey = value.partition("=")
     if not sep or not url.startswith(("http://", "https://")):
         fail(f"{option}: {value!r} is not URL=VKEY with an http(s) URL", ExitCode.USAGE)
+    from lotledger.ledger.witness.submitter import WitnessTarget
+
     return WitnessTarget(url, witness_key_arg(vkey, option))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import os
 import sys
 import time
@@ -17,9 +16,6 @@ from collections.abc import Callable
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
-
-from lotledger.ledger.errors import LedgerError, RequestError, StorageError, Unavailable, VerificationFailed
-from lotledger.signing.errors import SigningError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,6 +46,8 @@ def note(message: str) -> None:
 
 
 def emit_json(data: Any) -> None:
+    import json
+
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
@@ -70,23 +68,38 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             sys.exit(int(ExitCode.OK))
         except CommandFailed as e:
             _exit(str(e), e.code)
-        except RequestError as e:
-            _exit(e.message, ExitCode.USAGE if e.usage else ExitCode.FAILED)
-        except VerificationFailed as e:
-            _exit(str(e), ExitCode.FAILED)
-        except Unavailable as e:
-            _exit(str(e), ExitCode.UNREACHABLE)
-        except LedgerError as e:
-            reason = f" [{e.reason}]" if e.reason else ""
-            _exit(f"{e.message}{reason}", ExitCode.FAILED)
-        except SigningError as e:
-            _exit(str(e), ExitCode.USAGE)
-        except StorageError as e:
-            _exit(str(e), ExitCode.UNREACHABLE)
-        except OSError as e:
-            _exit(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "), ExitCode.USAGE)
+        except Exception as e:
+            failure = _failure(e)
+            if failure is None:
+                raise
+            _exit(*failure)
 
     return wrapper
+
+
+def _failure(e: Exception) -> tuple[str, ExitCode] | None:
+    """The message and exit code for one of our errors (or an OSError), None for anything else.
+    The error modules are imported here, when something failed, and not while click builds the
+    commands: `--help` imports none of them."""
+    from lotledger.ledger.errors import LedgerError, RequestError, StorageError, Unavailable, VerificationFailed
+    from lotledger.signing.errors import SigningError
+
+    if isinstance(e, RequestError):
+        return e.message, ExitCode.USAGE if e.usage else ExitCode.FAILED
+    if isinstance(e, VerificationFailed):
+        return str(e), ExitCode.FAILED
+    if isinstance(e, Unavailable):
+        return str(e), ExitCode.UNREACHABLE
+    if isinstance(e, LedgerError):
+        reason = f" [{e.reason}]" if e.reason else ""
+        return f"{e.message}{reason}", ExitCode.FAILED
+    if isinstance(e, SigningError):
+        return str(e), ExitCode.USAGE
+    if isinstance(e, StorageError):
+        return str(e), ExitCode.UNREACHABLE
+    if isinstance(e, OSError):
+        return f"{e.filename or ''}: {e.strerror or e}".lstrip(": "), ExitCode.USAGE
+    return None
 
 
 def _exit(message: str, code: ExitCode) -> NoReturn:

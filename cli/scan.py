@@ -20,18 +20,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lotledger.cli.options import client_tls, server_option
 from lotledger.cli.output import handles_errors
-from lotledger.scanner_client import device
-from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
-from lotledger.scanner_client.inputs import device_lines, hid_lines, image_scans, is_hidraw
-from lotledger.scanner_client.sender import Sender
-from lotledger.scanner_client.spool import Spool
-from lotledger.scanner_client.station import MEANINGS, Station
+
+if TYPE_CHECKING:
+    from lotledger.scanner_client.spool import Spool
+
+# sorted(lotledger.scanner_client.station.MEANINGS), the choices of --meaning: importing the
+# station to build the option would load the generated messages and the keys for `--help`.
+# tests/cli/test_startup.py checks that the two agree. The station's parts are imported by the
+# commands that use them.
+MEANING_NAMES = ("consume", "produce", "receive", "ship")
 
 data_dir_option = click.option(
     "--data-dir",
@@ -60,6 +63,8 @@ def main() -> None:
 @handles_errors
 def enroll(data_dir: Path, device_id: str) -> None:
     """Make this device's key (the private key never leaves DATA_DIR)."""
+    from lotledger.scanner_client import device
+
     pub = device.enroll(data_dir, device_id)
     say(pub.read_text().rstrip())
     click.echo(
@@ -77,9 +82,7 @@ def station_options(f: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--station", "location", required=True, help="Location id of this station, e.g. plant-7/dock-2."
             ),
-            click.option(
-                "--meaning", required=True, type=click.Choice(sorted(MEANINGS)), help="What a scan here means."
-            ),
+            click.option("--meaning", required=True, type=click.Choice(MEANING_NAMES), help="What a scan here means."),
             click.option("--separator", default="", help="Character this scanner sends for the GS1 group separator."),
             click.option("--no-send", is_flag=True, help="Only spool; send later with `lotledger-scan send`."),
             click.option(
@@ -106,6 +109,8 @@ def station_options(f: Callable[..., None]) -> Callable[..., None]:
 @handles_errors
 def run(source: str, baud: int, **station: Any) -> None:
     """Read one scan per line: parse, sign, spool, send."""
+    from lotledger.scanner_client.inputs import device_lines, hid_lines, is_hidraw
+
     if source == "-":
         _session(sys.stdin, **station)
     elif is_hidraw(Path(source)):
@@ -120,6 +125,7 @@ def run(source: str, baud: int, **station: Any) -> None:
 @handles_errors
 def image(files: tuple[Path, ...], **station: Any) -> None:
     """Decode the barcodes in photos or label images (zxing-cpp) and handle each as a scan."""
+    from lotledger.scanner_client.inputs import image_scans
 
     def scans() -> Iterator[str]:
         for path in files:
@@ -145,6 +151,12 @@ def _session(
     drain_timeout: float,
     server: str,
 ) -> None:
+    from lotledger.scanner_client import device
+    from lotledger.scanner_client.gs1 import ScanRefused, parse_scan
+    from lotledger.scanner_client.sender import Sender
+    from lotledger.scanner_client.spool import Spool
+    from lotledger.scanner_client.station import Station
+
     station = Station(device.load(data_dir), location, meaning)
     spool = Spool(data_dir)
     stop = threading.Event()
@@ -186,6 +198,9 @@ def _session(
 @handles_errors
 def send(data_dir: Path, server: str, timeout: float, batch: int) -> None:
     """Drain the spool now (in order), then exit."""
+    from lotledger.scanner_client.sender import Sender
+    from lotledger.scanner_client.spool import Spool
+
     spool = Spool(data_dir)
     sender = Sender(spool, server, batch=batch, report=say, tls=client_tls())
     stop = threading.Event()
@@ -213,6 +228,8 @@ def send(data_dir: Path, server: str, timeout: float, batch: int) -> None:
 @handles_errors
 def status(data_dir: Path) -> None:
     """Counts, and every scan the server refused with its reason."""
+    from lotledger.scanner_client.spool import Spool
+
     spool = Spool(data_dir)
     c = spool.counts()
     say(f"spooled {c['spooled']}  sent {c['sent']}  refused {c['refused']}")
@@ -226,6 +243,8 @@ def status(data_dir: Path) -> None:
 @handles_errors
 def retry(data_dir: Path) -> None:
     """Put refused scans back in line (after the cause was fixed, e.g. the key registered)."""
+    from lotledger.scanner_client.spool import Spool
+
     spool = Spool(data_dir)
     say(f"{spool.retry_refused()} refused scans back in the spool")
     spool.close()

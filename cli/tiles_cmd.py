@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from lotledger.audit.tiles import export_tiles
 from lotledger.cli.options import client_options, connect, verifier_key_arg
 from lotledger.cli.output import Progress, emit_json, handles_errors
 
@@ -26,6 +25,8 @@ def export_tiles_command(directory: Path, log_key: str | None, quiet: bool, serv
     """Write the log as a C2SP tlog-tiles directory (checkpoint, hash tiles, entry bundles) that
     an auditor mirrors as plain files and any tlog-tiles client reads. Run again to bring DIR up
     to date: only new files are written, after checking that the log extends DIR's checkpoint."""
+    from lotledger.audit.tiles import export_tiles
+
     verifier = verifier_key_arg(log_key, "--log-key") if log_key else None
     with connect(server) as client:
         report = export_tiles(client, directory, log_key=verifier, progress=Progress("tiled", None, enabled=not quiet))

@@ -6,25 +6,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from google.protobuf import json_format
-from google.protobuf.message import Message
 
-from lotledger.audit.evidence import EvidenceWritten, consistent_recall, write_evidence
 from lotledger.cli.evidence_cmd import evidence_option
 from lotledger.cli.options import client_options, connect, key_option, participant_option
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
-from lotledger.ledger.core.records import sign
-from lotledger.ledger.core.validation import parse_lot_key
-from lotledger.rpc.client import LedgerClient
-from lotledger.signing.keys import SigningKey
-from lotledger.trace.standards.recall_report import write_consignments_csv
-from lotledger.v1 import records_pb2, trace_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from lotledger.audit.evidence import EvidenceWritten
+    from lotledger.rpc.client import LedgerClient
+    from lotledger.v1 import trace_pb2
 
 
 def _as_dict(message: Message) -> dict[str, Any]:
+    from google.protobuf import json_format
+
     data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
     return data
 
@@ -49,6 +49,8 @@ def _trace(direction: str, lot: str, depth: int, server: str, as_json: bool, evi
     with connect(server) as client:
         response = client.trace(lot, direction, depth)
         if evidence is not None:
+            from lotledger.audit.evidence import write_evidence
+
             query = {"command": "trace", "direction": direction, "lot": lot, "depth": depth}
             _evidence_written(write_evidence(client, query, _as_dict(response), evidence))
     if as_json:
@@ -144,6 +146,8 @@ def recall(
         if evidence_path is None:
             r = client.recall(lots, reason, supplier_lots)
         else:  # the downstream traces carry the edges the recall stands on
+            from lotledger.audit.evidence import consistent_recall, write_evidence
+
             r, downstream = consistent_recall(client, lots, reason, supplier_lots)
             query = {"command": "recall", "lots": list(lots), "supplier_lots": list(supplier_lots), "reason": reason}
             _evidence_written(
@@ -152,6 +156,8 @@ def recall(
         if open_recall:
             _open_recall(client, r.triggers, reason, key_path, participant)
     if csv_path:
+        from lotledger.trace.standards.recall_report import write_consignments_csv
+
         with csv_path.open("w", newline="", encoding="utf-8") as f:
             write_consignments_csv(f, r)
         note(f"consignments written to {csv_path}")
@@ -187,6 +193,11 @@ def _open_recall(
             "--open signs a RecallOpened record: pass --key and --participant (a qa or manufacturer key)",
             ExitCode.USAGE,
         )
+    from lotledger.ledger.core.records import sign
+    from lotledger.ledger.core.validation import parse_lot_key
+    from lotledger.signing.keys import SigningKey
+    from lotledger.v1 import records_pb2
+
     record = records_pb2.Record(record_id=f"recall/{uuid.uuid4()}", submitter=participant)
     record.created_at.GetCurrentTime()
     opened = record.recall_opened

@@ -11,7 +11,6 @@ import click
 
 from lotledger.cli.options import connect, log_key_option, server_option, verifier_key_arg
 from lotledger.cli.output import ExitCode, fail, handles_errors, note
-from lotledger.rpc.server import is_loopback
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -34,6 +33,7 @@ def web(listen: str, allow_remote: bool, threads: int, log_key: str, server: str
     Read-only: give it an auditor's client certificate (--tls-*) when the server uses mTLS."""
     from waitress.server import create_server
 
+    from lotledger.rpc.server import is_loopback
     from lotledger.web.app import create_app
     from lotledger.web.source import LedgerSource
 

@@ -15,10 +15,6 @@ import click
 
 from lotledger.cli.options import verifier_key_arg
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
-from lotledger.ledger.witness.http import WitnessServer, WitnessService, lock_state_dir
-from lotledger.ledger.witness.state import Witness
-from lotledger.signing.cosignature import CosignatureSigner
-from lotledger.signing.keys import SigningKey
 
 DEFAULT_LISTEN = "127.0.0.1:7380"
 
@@ -36,6 +32,9 @@ def witness() -> None:
 def witness_key(key_path: Path, name: str, as_json: bool) -> None:
     """Print the verifier key of the witness with private key KEY_PATH and name NAME: what logs
     (serve --witness URL=VKEY) and verifiers (verify --witness VKEY) are configured with."""
+    from lotledger.signing.cosignature import CosignatureSigner
+    from lotledger.signing.keys import SigningKey
+
     signer = CosignatureSigner(name, SigningKey.load(key_path))
     if as_json:
         emit_json({"name": name, "verifier_key": signer.verifier_key})
@@ -70,6 +69,11 @@ def witness_serve(key_path: Path, name: str, logs: tuple[str, ...], state_dir: P
     """Serve POST /add-checkpoint until SIGINT or SIGTERM, cosigning a log's checkpoint only
     if it is consistent with the last one cosigned for that log; refused contradictions are
     kept in DIR/forks."""
+    from lotledger.ledger.witness.http import WitnessServer, WitnessService, lock_state_dir
+    from lotledger.ledger.witness.state import Witness
+    from lotledger.signing.cosignature import CosignatureSigner
+    from lotledger.signing.keys import SigningKey
+
     signer = CosignatureSigner(name, SigningKey.load(key_path))
     log_keys = [verifier_key_arg(v, "--log") for v in logs]
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -39,21 +39,13 @@ from lotledger.ledger.errors import (
 )
 from lotledger.ledger.store import DEFAULT_MAP_SIZE, Store, cosignature_key, from_u64, tree_key, u64
 from lotledger.ledger.tlog import merkle
-from lotledger.ledger.tlog.entries import ZERO_HASH, build_entry
+from lotledger.ledger.tlog.entries import ZERO_HASH, AppendResult, build_entry
 from lotledger.signing.files import ExclusiveLock, LockHeld, exclusive_lock
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteSigner, parse_note, sign_note
 from lotledger.v1 import records_pb2
 
 log = logging.getLogger("lotledger.ledger")
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    seq: int
-    leaf_hash: bytes
-    received_at_ns: int
-    duplicate: bool = False
 
 
 @dataclass(frozen=True)

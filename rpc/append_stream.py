@@ -27,7 +27,8 @@ from lotledger.ledger.core import access
 from lotledger.ledger.core.access import Caller
 from lotledger.ledger.core.admission import Admitted
 from lotledger.ledger.errors import LedgerError, RecordTooLarge, ResourceExhausted, StorageError
-from lotledger.ledger.log import AppendResult, Ledger
+from lotledger.ledger.log import Ledger
+from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.rpc.limits import Limits
 from lotledger.rpc.ratelimit import UNVERIFIED, ParticipantLimiter
 from lotledger.rpc.status import reason_of, status_code

@@ -17,12 +17,11 @@ from typing import TypeVar
 
 import grpc
 
-from lotledger.ledger.core.validation import MAX_MESSAGE_BYTES
+from lotledger.ledger.core.sizes import MAX_MESSAGE_BYTES
 from lotledger.ledger.errors import LedgerError, ResourceExhausted, StorageError, Unavailable
-from lotledger.ledger.log import AppendResult
+from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.rpc.status import from_rpc_error
 from lotledger.signing.errors import KeyFileError
-from lotledger.signing.keys import read_private_file
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from lotledger.v1 import records_pb2, trace_pb2
@@ -75,6 +74,8 @@ class ClientTls:
             cert_pem = Path(cert).read_bytes() if cert is not None else None
         except OSError as e:
             raise KeyFileError(f"cannot read {e.filename}: {e.strerror or e}") from e
+        from lotledger.signing.keys import read_private_file  # cryptography only when a key is read
+
         return cls(ca_pem, cert_pem, read_private_file(key) if key is not None else None)
 
     def __repr__(self) -> str:
@@ -116,10 +117,18 @@ class LedgerClient:
             raise from_rpc_error(e) from e
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        """Raises Unavailable if the server does not answer within `timeout`."""
+        """Raises Unavailable if the server does not answer within `timeout`. One health check
+        that waits for the connection (not channel_ready_future: its connectivity poller makes
+        closing the channel wait up to 0.2 s, grpc/grpc#19100, which every CLI command paid)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
         try:
-            grpc.channel_ready_future(self.channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError as e:
+            health_pb2_grpc.HealthStub(self.channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout, wait_for_ready=True
+            )
+        except grpc.RpcError as e:
+            if e.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                return  # it answered, if only to refuse: it is there
             hint = " (or the TLS handshake failed: check --tls-ca, --tls-cert and --tls-key)" if self.tls else ""
             raise Unavailable(f"no lotledger server answers at {self.target}{hint}") from e
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from typing import Any
 
-from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW, MAX_MESSAGE_BYTES, MAX_RECORD_BYTES
+from lotledger.ledger.core.sizes import MAX_MESSAGE_BYTES, MAX_RECORD_BYTES
+from lotledger.ledger.core.validation import DEFAULT_MAX_SKEW
 from lotledger.ledger.errors import ConfigError
 
 

@@ -17,6 +17,18 @@ from lotledger.v1 import records_pb2
 ZERO_HASH = bytes(32)
 
 
+@dataclass(frozen=True)
+class AppendResult:
+    """What an append answered: the entry's place, its leaf hash and the server's time, and
+    whether the record was there already (a retry). Here, not beside the writer, so that a
+    client can name it without loading the store."""
+
+    seq: int
+    leaf_hash: bytes
+    received_at_ns: int
+    duplicate: bool = False
+
+
 def build_entry(seq: int, prev_hash: bytes, received_at_ns: int, signed: records_pb2.SignedRecord) -> bytes:
     """The entry bytes for position `seq`; `signed` carries the submitter's bytes untouched.
     Only its three signed fields go in: whatever else a client sent (unknown fields) is never

@@ -14,8 +14,8 @@ import pytest
 from helpers import ORIGIN, free_port, make_world, shipment, signed, start_server
 
 from lotledger.ledger.errors import LedgerError, StorageError
-from lotledger.ledger.log import AppendResult
 from lotledger.ledger.store import Store
+from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.ledger.verify.verifier import LogVerifier, open_signed_checkpoint
 from lotledger.rpc.client import LedgerClient, StreamRefusal
 from lotledger.signing.note import NoteSigner, NoteVerifier

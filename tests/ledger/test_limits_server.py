@@ -19,7 +19,8 @@ from grpc_status import rpc_status
 from helpers import log_state, make_world, shipment, signed
 
 from lotledger.ledger.errors import NotFound, ResourceExhausted
-from lotledger.ledger.log import AppendResult, LedgerConfig
+from lotledger.ledger.log import LedgerConfig
+from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.rpc.client import LedgerClient, StreamRefusal
 from lotledger.rpc.limits import Limits
 from lotledger.rpc.server import SERVICE_NAME, LedgerServer

@@ -14,7 +14,7 @@ from cli_helpers import run
 from helpers import log_state, revocation, shipment, signed
 
 from lotledger.ledger.errors import Conflict, InvalidRecord, Unauthenticated
-from lotledger.ledger.log import AppendResult
+from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.v1 import records_pb2
 
 

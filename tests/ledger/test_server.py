@@ -14,8 +14,8 @@ from grpc_status import rpc_status
 from helpers import log_state, new_record, quality_check, registration, revocation, shipment, signed
 
 from lotledger.ledger.core.validation import MAX_RECORD_BYTES
-from lotledger.ledger.log import AppendResult
 from lotledger.ledger.tlog import merkle
+from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.rpc.client import StreamRefusal
 from lotledger.signing.keys import SigningKey
 from lotledger.v1 import ledger_service_pb2 as pb

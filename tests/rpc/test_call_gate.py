@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from helpers import log_state, shipment, signed
 
-from lotledger.ledger.log import AppendResult
+from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.rpc.limits import Limits
 from lotledger.rpc.server import SERVICE_NAME
 from lotledger.v1 import ledger_service_pb2 as pb
