@@ -52,8 +52,16 @@ def test_a_full_disk_refuses_appends_and_loses_nothing(tmp_path: Path) -> None:
     limit = ledger_size + 32 * 1024
     port = free_port()
     proc = serve_process(world.data_dir, port, limit=limit)
+    if not wait_serving(proc, port):
+        # Seen once in a full-suite run (of many): the capped process aborted (SIGABRT) before it
+        # served. Not understood yet; one retry keeps this test about the disk filling later.
+        first = f"first start: exit {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+        port = free_port()
+        proc = serve_process(world.data_dir, port, limit=limit)
+    else:
+        first = ""
     try:
-        assert wait_serving(proc, port), proc.stderr.read() if proc.stderr else ""
+        assert wait_serving(proc, port), first + (proc.stderr.read() if proc.stderr else "")
         acked: dict[str, tuple[int, bytes]] = {}
         with LedgerClient(f"127.0.0.1:{port}") as client:
             stub = pb_grpc.LedgerServiceStub(client.channel)
