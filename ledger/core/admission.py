@@ -155,6 +155,9 @@ def record_key(log_rules: int, submitter: str, record_id: str) -> str:
     return record_id if log_rules < rules.RULES_2 else f"{submitter}/{record_id}"
 
 
+SSCC_SHIPMENTS = "sscc/"  # shipment ids of ship scans of an SSCC (lotledger.trace.effects SSCC_SHIPMENT)
+
+
 def shipment_key(shipment_id: str) -> str:
     """Where a rules-2 log keeps who owns a shipment id (`#` starts no participant id, so no
     record key looks like it)."""
@@ -239,11 +242,31 @@ def check_ownership(body: records_pb2.Record, owner: str, earlier: Callable[[str
     history does not hold is unclaimed (a receipt of it is an irregularity to flag, not refuse).
 
     Raises PermissionDenied (NOT_YOUR_SHIPMENT, SHIPMENT_ID_TAKEN, NOT_YOUR_RECEIPT,
-    NOT_THE_CONSIGNEE) or InvalidRecord (SHIPMENT_OWNER_MISMATCH).
+    NOT_THE_CONSIGNEE) or InvalidRecord (SHIPMENT_OWNER_MISMATCH, RESERVED_SHIPMENT_ID).
     """
     kind = body.WhichOneof("body")
+    if kind == "scan" and body.scan.meaning == records_pb2.SCAN_MEANING_SHIP and not body.scan.gs1.sscc:
+        # A ship scan of a lot is a shipment of its own, named by the scan's record id (the
+        # trace index's `shipment:<record id>`): the same namespace as shipment ids, so the same
+        # owner rule, or two partners' scans with one record id would be one shipment.
+        held = earlier(shipment_key(body.record_id))
+        if held is not None and held.submitter != owner:
+            raise PermissionDenied(
+                f"record id {body.record_id!r} names another participant's shipment; a ship scan is a "
+                "shipment named by its record id: use another record id",
+                reason="SHIPMENT_ID_TAKEN",
+                field="record_id",
+            )
+        return {} if held is not None else {shipment_key(body.record_id): Seen(owner, "shipment")}
     if kind == "shipment":
         s = body.shipment
+        if s.shipment_id.startswith(SSCC_SHIPMENTS):
+            raise InvalidRecord(
+                f"shipment.shipment_id: {SSCC_SHIPMENTS!r} begins the shipments that ship scans of an SSCC "
+                "make (a pallet's own shipment); name yours otherwise",
+                reason="RESERVED_SHIPMENT_ID",
+                field="shipment.shipment_id",
+            )
         if s.from_participant != owner:
             raise PermissionDenied(
                 f"shipment.from_participant is {s.from_participant!r}, but this is {owner!r}'s record: "

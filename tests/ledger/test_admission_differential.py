@@ -82,6 +82,15 @@ def _shipped(
     return record
 
 
+def _ship_scan(submitter: str, record_id: str) -> records_pb2.Record:
+    record = new_record(submitter, record_id)
+    scan = record.scan
+    scan.device_id, scan.meaning, scan.location, scan.raw_data = "dock-1", records_pb2.SCAN_MEANING_SHIP, "dock", "raw"
+    scan.gs1.gtin, scan.gs1.lot = shipment().shipment.lots[0].lot.gtin, "L1"
+    scan.scanned_at.GetCurrentTime()
+    return record
+
+
 def _received(submitter: str, shipment_id: str, *, participant: str | None = None) -> records_pb2.Record:
     record = new_record(submitter)
     r = record.receipt
@@ -183,6 +192,15 @@ SCENARIOS: dict[str, tuple[Scenario, Expected]] = {
             signed(_owner(_received("plant", "SH-R4"), "dist"), c.plant),
         ],
         {1: None, 2: "SHIPMENT_OWNER_MISMATCH"},
+    ),
+    "a ship scan named like another's shipment": (
+        lambda c: [signed(_shipped("acme", "SH-S1"), c.acme), signed(_ship_scan("plant", "SH-S1"), c.plant)],
+        {1: None, 2: "SHIPMENT_ID_TAKEN"},
+    ),
+    "one's own ship scan": (lambda c: [signed(_ship_scan("plant", "scan-9"), c.plant)], None),
+    "a shipment named like a pallet's": (
+        lambda c: [signed(_shipped("acme", "sscc/106141411234567897"), c.acme)],
+        {1: None, 2: "RESERVED_SHIPMENT_ID"},
     ),
     "a receipt of a shipment never recorded": (lambda c: [signed(_received("plant", "SH-R5"), c.plant)], None),
     "a correction of an unknown record": (
