@@ -172,11 +172,7 @@ class Ledger:
                     )
                 store.put(txn, "meta", b"origin", origin.encode())
                 store.put(txn, "meta", b"log_public_key", log_key.public.raw)
-                store.put_new(txn, "entries", u64(0), entry, append=True)
-                for key in admission.claims:
-                    store.put_new(txn, "record_ids", key.encode(), u64(0))
-                store.put_new(txn, "tree", tree_key(0, 0), leaf)
-                store.put_new(txn, "admin_seqs", u64(0), b"", append=True)
+                _put_entry(store, txn, 0, entry, merkle.append_leaf([], 0, leaf)[1], admission.claims, admin=True)
                 store.put(txn, "meta", b"size", u64(1))
                 store.put_new(txn, "checkpoints", u64(1), note, append=True)
         finally:
@@ -477,13 +473,7 @@ class Ledger:
         entry_bytes = build_entry(seq, prev_hash, received_ns, signed)
         leaf = merkle.leaf_hash(entry_bytes)
         new_frontier, nodes = merkle.append_leaf(frontier, seq, leaf)
-        self.store.put_new(txn, "entries", u64(seq), entry_bytes, append=True)
-        for key in admission.claims:
-            self.store.put_new(txn, "record_ids", key.encode(), u64(seq))
-        for level, index, node in nodes:
-            self.store.put_new(txn, "tree", tree_key(level, index), node)
-        if admitted.kind in ADMIN_KINDS:
-            self.store.put_new(txn, "admin_seqs", u64(seq), b"", append=True)
+        _put_entry(self.store, txn, seq, entry_bytes, nodes, admission.claims, admitted.kind in ADMIN_KINDS)
         frontier[:] = new_frontier
         result = AppendResult(seq, leaf, received_ns)
         for key in admission.claims:
@@ -649,6 +639,27 @@ class Ledger:
     def root(self, size: int) -> bytes:
         with self.store.read() as txn:
             return merkle.root(size, self._perfect_in(txn))
+
+
+def _put_entry(
+    store: Store,
+    txn: Any,
+    seq: int,
+    entry_bytes: bytes,
+    nodes: Iterable[tuple[int, int, bytes]],
+    claims: Iterable[str],
+    admin: bool,
+) -> None:
+    """The writes of one entry: the entry, the `record_ids` keys admission claimed, the new tree
+    nodes and, for an admin record, its place in `admin_seqs` (what ledger/fsck.py checks). One
+    place for the writer and for `initialize`, which writes entry 0 without a running writer."""
+    store.put_new(txn, "entries", u64(seq), entry_bytes, append=True)
+    for key in claims:
+        store.put_new(txn, "record_ids", key.encode(), u64(seq))
+    for level, index, node in nodes:
+        store.put_new(txn, "tree", tree_key(level, index), node)
+    if admin:
+        store.put_new(txn, "admin_seqs", u64(seq), b"", append=True)
 
 
 class LogReader:
