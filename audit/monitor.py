@@ -26,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lotledger.audit.state_dir import StateDir
-from lotledger.audit.verify import LiveSource, verify_log
-from lotledger.ledger.errors import LedgerError, StorageError, Unavailable, VerificationFailed
+from lotledger.audit.tiles_http import TilesSource, TileStore
+from lotledger.audit.verify import EntrySource, LiveSource, VerifyReport, verify_log
+from lotledger.ledger.errors import LedgerError, ResourceExhausted, StorageError, Unavailable, VerificationFailed
 from lotledger.ledger.verify.state import FORK_REASONS, VerifierState, check_extends
 from lotledger.ledger.verify.verifier import open_signed_checkpoint
 from lotledger.rpc.client import LedgerClient
@@ -38,6 +39,64 @@ from lotledger.signing.files import atomic_write
 from lotledger.signing.note import NoteVerifier
 
 EVIDENCE_HEADER = "lotledger fork evidence"
+
+
+class LogAccess(Protocol):
+    """What a round reads: the latest signed checkpoint, a consistency proof as the source
+    serves (or computes) it, and the entries up to a pinned checkpoint."""
+
+    def latest_note(self) -> bytes: ...
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None: ...
+
+    def source(self, note: bytes) -> EntrySource: ...
+
+    def close(self) -> None: ...
+
+
+class ServerLog:
+    """A live server, through a client opened for the round."""
+
+    def __init__(self, client: LedgerClient) -> None:
+        self.client = client
+
+    def latest_note(self) -> bytes:
+        return self.client.checkpoint().note
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
+        return list(self.client.consistency_proof(old_size, new_size).proof)
+
+    def source(self, note: bytes) -> EntrySource:
+        return LiveSource(self.client, note)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class TilesLog:
+    """A tiled log (audit/tiles_http.py) over HTTP(S) or in a directory. The store outlives the
+    rounds (its connection pool, and the checkpoint's validators for conditional requests), so
+    `close` leaves it open; whoever opened it closes it."""
+
+    def __init__(self, store: TileStore) -> None:
+        self.store = store
+        self._sources: list[TilesSource] = []
+
+    def latest_note(self) -> bytes:
+        return self.store.checkpoint()
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
+        return None  # the new entries must give the new root from the held state (TilesSource)
+
+    def source(self, note: bytes) -> EntrySource:
+        source = TilesSource(self.store, note)
+        self._sources.append(source)
+        return source
+
+    def close(self) -> None:
+        for s in self._sources:
+            s.close()
+        self._sources.clear()
 
 
 @dataclass
@@ -76,17 +135,21 @@ class Monitor:
         log_key: NoteVerifier,
         states: StateDir,
         *,
-        connect: Callable[[], LedgerClient],
+        connect: Callable[[], LedgerClient | LogAccess],
         progress: Callable[[int], None] | None = None,
+        on_verified: Callable[[VerifyReport, bytes], None] | None = None,
     ):
         """`server` names the log in fork evidence; `connect` opens a client to it (one per
-        round, so a server that went away is found again). Raises VerificationFailed when the
+        round, so a server that went away is found again), or a LogAccess (TilesLog). Raises VerificationFailed when the
         saved state is damaged or of another log (StateDir.load)."""
         self.server = server
         self.log_key = log_key
         self.states = states
         self.connect = connect
         self.progress = progress
+        # Called with the report and the note once a round's entries verified, before the state
+        # is saved (a mirror stores what it verified there first); what it raises fails the round.
+        self.on_verified = on_verified
         self.state = states.load(log_key)
         self._evidence_written: dict[bytes, Path] = {}
 
@@ -96,21 +159,24 @@ class Monitor:
         evidence cannot be written."""
         held = self.state.size if self.state else None
         try:
-            client = self.connect()
+            opened = self.connect()
         except StorageError as e:
             return Round("unreachable", str(e), held)
+        access = ServerLog(opened) if isinstance(opened, LedgerClient) else opened
         try:
-            return self._round(client)
+            return self._round(access)
         except StorageError as e:
             return Round("unreachable", str(e), held)
         finally:
-            client.close()
+            access.close()
 
-    def _round(self, client: LedgerClient) -> Round:
+    def _round(self, access: LogAccess) -> Round:
         state = self.state
         held = state.size if state else None
         try:
-            served = client.checkpoint().note
+            served = access.latest_note()
+        except VerificationFailed as e:
+            return Round("failed", f"the source gave no checkpoint: {e.message}", held, reason=e.reason)
         except LedgerError as e:
             return Round("failed", f"the server gave no checkpoint: {e.message}", held, reason=e.reason)
         proof: list[bytes] | None = None
@@ -122,10 +188,12 @@ class Monitor:
                 if checkpoint.size == state.size and checkpoint.root_hash == state.checkpoint.root_hash:
                     return Round("unchanged", f"still {state.size} entries", held, size)
                 if checkpoint.size > state.size:
-                    proof = list(client.consistency_proof(state.size, checkpoint.size).proof)
+                    proof = access.consistency_proof(state.size, checkpoint.size)
                 check_extends(state.checkpoint, checkpoint, proof)
             try:
-                report = verify_log(LiveSource(client, served), self.log_key, state=state, progress=self.progress)
+                report = verify_log(access.source(served), self.log_key, state=state, progress=self.progress)
+                if self.on_verified is not None:
+                    self.on_verified(report, served)
             except BaseException:
                 self.state = self.states.load(self.log_key)  # the verifier fed entries into it in memory
                 raise
@@ -134,6 +202,8 @@ class Monitor:
                 path = self._evidence(state, served, proof, e)
                 return Round("fork", str(e), held, size, reason=e.reason, evidence=path, served_note=served)
             return Round("failed", str(e), held, size, reason=e.reason, served_note=served)
+        except ResourceExhausted as e:  # our own disk (a mirror's store), not the source
+            return Round("failed", e.message, held, size, reason=e.reason, served_note=served)
         except LedgerError as e:
             return Round("failed", f"the server refused: {e.message}", held, size, reason=e.reason, served_note=served)
         assert report.state is not None  # a live verification with signatures is always complete

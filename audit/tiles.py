@@ -1,5 +1,6 @@
 """The driver of `lotledger export-tiles DIR`: the log as a static C2SP tlog-tiles directory
-(format and tile math in ledger/tlog/tiles.py), written incrementally. All I/O lives here.
+(format and tile math in ledger/tlog/tiles.py; the file steps it shares with live publication,
+`serve --publish`, in ledger/publish.py), written incrementally. All I/O lives here.
 
 Order of work, so that DIR is always a complete tiled log of the checkpoint it holds:
   1. lock DIR (one export at a time), fetch the server's latest checkpoint and read DIR's;
@@ -20,18 +21,18 @@ Order of work, so that DIR is always a complete tiled log of the checkpoint it h
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lotledger.ledger.errors import RequestError, StorageError, VerificationFailed
+from lotledger.ledger.publish import TileFiles, dir_fetcher, prune_partials, write_synced
 from lotledger.ledger.tlog import tiles
 from lotledger.ledger.verify.verifier import check_consistency, open_signed_checkpoint
 from lotledger.rpc.client import LedgerClient
 from lotledger.signing.errors import SigningError
-from lotledger.signing.files import ExclusiveLock, LockHeld, atomic_write, exclusive_lock, fsync_dir
+from lotledger.signing.files import ExclusiveLock, LockHeld, exclusive_lock
 from lotledger.signing.note import Checkpoint, NoteVerifier, parse_note
 
 
@@ -70,73 +71,6 @@ def _locked(directory: Path) -> ExclusiveLock:
         return exclusive_lock(directory)
     except LockHeld as e:
         raise RequestError(f"{directory}: another export-tiles is writing it", usage=False) from e
-
-
-def _write_synced(path: Path, data: bytes, *, sync_dir: bool) -> None:
-    """Write `path` whole or not at all (signing/files.py), through a hidden temporary name
-    that an interrupted run leaves for the next to overwrite (never served: it starts with a dot)."""
-    atomic_write(path, data, temp=path.with_name(f".{path.name}.tmp"), sync_dir=sync_dir)
-
-
-class _Files:
-    """Puts tile files into DIR and remembers the directories to sync."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.written = self.kept = self.nbytes = 0
-        self.dirs: set[Path] = set()
-
-    def put(self, tile: tiles.TileId, data: bytes) -> None:
-        """Raises VerificationFailed (TILE_CONFLICT) if the file exists with other bytes."""
-        path = self.root / tile.path
-        try:
-            existing = path.read_bytes()
-        except FileNotFoundError:
-            existing = None
-        if existing is not None:
-            if existing == data:
-                self.kept += 1
-                return
-            raise VerificationFailed(
-                f"{path} exists and differs from this log's {tile.path}; no checkpoint in {self.root} covers it "
-                "(left by an interrupted export of another history?): check it, remove it, and run again",
-                reason="TILE_CONFLICT",
-            )
-        if not path.parent.is_dir():
-            path.parent.mkdir(parents=True)
-            self.dirs.update(p for p in path.parent.parents if p.is_relative_to(self.root))
-        _write_synced(path, data, sync_dir=False)  # sync_dirs() syncs each directory once, at the end
-        self.dirs.add(path.parent)
-        self.written += 1
-        self.nbytes += len(data)
-
-    def sync_dirs(self) -> None:
-        for d in sorted(self.dirs, key=lambda p: len(p.parts), reverse=True):
-            fsync_dir(d)
-
-
-def _reader(root: Path, size: int) -> Callable[[str], bytes]:
-    def fetch(path: str) -> bytes:
-        try:
-            return (root / path).read_bytes()
-        except FileNotFoundError as e:
-            raise VerificationFailed(
-                f"{path} is missing, but the checkpoint of size {size} needs it", reason="MISSING_TILE"
-            ) from e
-
-    return fetch
-
-
-def _prune_partials(root: Path, old_size: int, new_size: int) -> int:
-    """Delete the partial versions of every tile that became full between the two sizes
-    (the spec allows it once the full tile exists); returns how many files went."""
-    pruned = 0
-    for tile in tiles.new_tiles(old_size, new_size):
-        partials = root / tile.partials_dir
-        if tile.full and partials.is_dir():
-            pruned += sum(1 for p in partials.iterdir() if not p.name.startswith("."))
-            shutil.rmtree(partials)
-    return pruned
 
 
 def export_tiles(
@@ -178,7 +112,7 @@ def export_tiles(
                 proof = [] if old.size == new.size else list(client.consistency_proof(old.size, new.size).proof)
                 check_consistency(old, new, proof)
             try:
-                builder = tiles.TileBuilder.resume(old.size, _reader(out, old.size))
+                builder = tiles.TileBuilder.resume(old.size, dir_fetcher(out, old.size))
             except VerificationFailed as e:
                 raise VerificationFailed(f"{out}/{e.message}", reason=e.reason) from e
             if builder.root() != old.root_hash:
@@ -188,7 +122,7 @@ def export_tiles(
                 )
 
         start = builder.size
-        files = _Files(out)
+        files = TileFiles(out)
         if new.size > start:
             for seq, entry in client.list_entries(start, new.size):
                 if seq != builder.size:
@@ -211,8 +145,8 @@ def export_tiles(
             )
         files.sync_dirs()
         if new_note != old_note:
-            _write_synced(cp_path, new_note, sync_dir=True)
-        pruned = _prune_partials(out, start, new.size)
+            write_synced(cp_path, new_note, sync_dir=True)
+        pruned = prune_partials(out, start, new.size)
     return TilesReport(
         new.origin,
         new.size,

@@ -3,8 +3,10 @@
 Starts `lotledger serve` on a fresh data directory, writes one EPCISDocument of N events
 (receiving, transformation, shipping in turn; lots by LGTIN URN), and times `lotledger
 import-epcis` on it as its own process (parse, map, event hash, sign, AppendStream, durable
-commit). Beside it, in the same run, N pre-signed native records through one AppendStream.
-bench/standards.py runs it with bench/fsma.py.
+commit). Beside it, in the same run, N pre-signed native records through one AppendStream
+just before the import and N more just after (the machine is shared and noisy: the mean of the
+two is the ceiling; target: the import at >= 75% of it). The speed of the day (bench/speed.py)
+heads the table. bench/standards.py runs it with bench/fsma.py.
 
     python bench/epcis.py [--events 100000]
 """
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from append import free_port, unlimited  # noqa: E402
 from ceilings import table  # noqa: E402
+from speed import print_speed_of_day  # noqa: E402
 from workload import command, mixed_records, setup_participants  # noqa: E402
 
 from lotledger.rpc.client import LedgerClient, StreamRefusal  # noqa: E402
@@ -65,6 +68,7 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
+    print_speed_of_day()
     work = Path(tempfile.mkdtemp(prefix="lotledger-bench-epcis-", dir=os.environ.get("BENCH_TMP")))
     try:
         data = work / "data"
@@ -82,12 +86,18 @@ def main() -> None:
         try:
             with LedgerClient(address) as client:
                 client.wait_ready(30)
-            ceiling_batch = mixed_records(keys, args.events, prefix="c")
-            with LedgerClient(address, timeout=600) as client:
-                start = time.perf_counter()
-                outcomes = list(client.append_stream(iter(ceiling_batch)))
-                stream_s = time.perf_counter() - start
-            assert not [o for o in outcomes if isinstance(o, StreamRefusal)]
+
+            def stream(prefix: str) -> float:
+                """Seconds for args.events native records through one AppendStream."""
+                batch = mixed_records(keys, args.events, prefix=prefix)
+                with LedgerClient(address, timeout=600) as client:
+                    start = time.perf_counter()
+                    outcomes = list(client.append_stream(iter(batch)))
+                    elapsed = time.perf_counter() - start
+                assert not [o for o in outcomes if isinstance(o, StreamRefusal)]
+                return elapsed
+
+            before_s = stream("c")
             cmd = [*command("lotledger"), "import-epcis", str(doc_path), "--server", address,
                    "--key", str(plant_key), "--participant", "plant", "--json"]  # fmt: skip
             start = time.perf_counter()
@@ -97,16 +107,22 @@ def main() -> None:
                 raise SystemExit(f"import failed: {done.stderr[-2000:]}")
             appended = json.loads(done.stdout)["appended"]
             assert len(appended) == args.events and not any(a["duplicate"] for a in appended)
+            after_s = stream("d")
         finally:
             server.terminate()
             server.wait(60)
+        ceiling = (args.events / before_s + args.events / after_s) / 2
         rows = [
             ("what", "figure", "beside it"),
-            (f"AppendStream, {args.events:,} native records (ceiling)", f"{args.events / stream_s:,.0f}/s", ""),
+            (
+                f"AppendStream, {args.events:,} native records (ceiling)",
+                f"{ceiling:,.0f}/s",
+                f"mean of just before ({args.events / before_s:,.0f}/s) and just after ({args.events / after_s:,.0f}/s)",
+            ),
             (
                 f"import-epcis, {args.events:,} events (one process, end to end)",
                 f"{args.events / import_s:,.0f} events/s",
-                f"{import_s:.1f} s; {args.events / import_s / (args.events / stream_s):.0%} of the ceiling",
+                f"{import_s:.1f} s; {args.events / import_s / ceiling:.0%} of the ceiling (target >= 75%)",
             ),
         ]
         print(table(rows))

@@ -105,6 +105,7 @@ def mixed_records(keys: dict[str, SigningKey], n: int, prefix: str = "r") -> lis
             record = records_pb2.Record(record_id=f"{prefix}-{i}", submitter=submitter)
             r = record.receipt
             r.shipment_id, r.participant, r.location = f"SH-{i - 1}", "dist1", "dist1/wh-1"
+            r.shipment_owner = "plant"  # required from rules 3 on
             _lq(r.lots, gtin, lot, "100")
             r.received_at.GetCurrentTime()
         record.created_at.GetCurrentTime()

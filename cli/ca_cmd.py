@@ -65,7 +65,13 @@ def ca_init(directory: Path, name: str, as_json: bool) -> None:
     metavar="HOST",
     help="Issue a server certificate for this DNS name or IP address (repeatable).",
 )
-@click.option("--days", default=DEFAULT_DAYS, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--days",
+    default=DEFAULT_DAYS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Days the certificate is valid from now.",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Path prefix: writes OUT.crt and OUT.key.")
 @json_option
 @handles_errors

@@ -218,6 +218,7 @@ def write_demo(ledger: Ledger, admin: SigningKey) -> int:
     def receipt(sid: str, who: str, loc: str, lots: list[tuple[r.LotId, r.Quantity]], hours: float) -> None:
         rc = w.add(f"receipt/{sid}", who, at(hours)).receipt
         rc.shipment_id, rc.participant, rc.location = sid, who, loc
+        rc.shipment_owner = "plant"  # every received shipment of the demo is the plant's
         for lot, q in lots:
             rc.lots.add(lot=lot, quantity=q)
         rc.received_at.FromDatetime(at(hours))

@@ -15,7 +15,7 @@ from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 
 if TYPE_CHECKING:
     from lotledger.ledger.tlog.entries import AppendResult
-    from lotledger.rpc.client import StreamRefusal
+    from lotledger.rpc.client import LedgerClient, StreamRefusal
     from lotledger.signing.keys import SigningKey
     from lotledger.v1 import records_pb2
 
@@ -44,6 +44,13 @@ def result_json(r: AppendResult, record_id: str) -> dict[str, Any]:
     }
 
 
+def human_result(r: AppendResult, record_id: str) -> str:
+    """One labelled line per appended record, so that a reader (or a script using `--json`'s
+    fields by name) never has to guess which unlabelled field is the record id."""
+    dup = "  (already in the log)" if r.duplicate else ""
+    return f"seq {r.seq}  leaf {r.leaf_hash.hex()}  record_id {record_id}{dup}"
+
+
 def append_one(server: str, record: records_pb2.Record, key: SigningKey, as_json: bool) -> None:
     """Sign `record`, append it, and print where it landed."""
     from lotledger.ledger.core.records import sign
@@ -53,9 +60,7 @@ def append_one(server: str, record: records_pb2.Record, key: SigningKey, as_json
     if as_json:
         emit_json(result_json(result, record.record_id))
     else:
-        click.echo(
-            f"seq {result.seq}  leaf {result.leaf_hash.hex()}{'  (already in the log)' if result.duplicate else ''}"
-        )
+        click.echo(human_result(result, record.record_id))
 
 
 # ---- append / get ---------------------------------------------------------------------------
@@ -100,8 +105,7 @@ def append(file: Any, server: str, key_path: str | None, participant: str | None
         else:
             results.append(result_json(outcome, record.record_id))
             if not as_json:
-                dup = "  (already in the log)" if outcome.duplicate else ""
-                click.echo(f"seq {outcome.seq}  leaf {outcome.leaf_hash.hex()}  {record.record_id}{dup}")
+                click.echo(human_result(outcome, record.record_id))
     if as_json:
         emit_json(results if len(results) > 1 else results[0])
     if refused:
@@ -111,10 +115,16 @@ def append(file: Any, server: str, key_path: str | None, participant: str | None
 @click.command()
 @click.argument("seq", type=int, required=False)
 @click.option("--record-id", help="Look the entry up by record id instead of seq.")
+@click.option(
+    "--submitter",
+    default="",
+    help="Whose record id (record ids are each submitter's own): needed only when two submitters used it.",
+)
 @client_options
 @handles_errors
-def get(seq: int | None, record_id: str | None, server: str, as_json: bool) -> None:
-    """Show one entry and its record."""
+def get(seq: int | None, record_id: str | None, submitter: str, server: str, as_json: bool) -> None:
+    """Show one entry and its record. SEQ is the entry's index in the log (from 0); or find
+    it with --record-id."""
     from google.protobuf import json_format
 
     from lotledger.v1 import records_pb2
@@ -122,7 +132,7 @@ def get(seq: int | None, record_id: str | None, server: str, as_json: bool) -> N
     if (seq is None) == (record_id is None):
         fail("give SEQ or --record-id", ExitCode.USAGE)
     with connect(server) as client:
-        response = client.get_entry(seq=seq, record_id=record_id)
+        response = client.get_entry(seq=seq, record_id=record_id, submitter=submitter)
     entry = records_pb2.Entry.FromString(response.entry)
     record = records_pb2.Record.FromString(entry.signed_record.record_bytes)
     data = {
@@ -170,17 +180,55 @@ def proof() -> None:
     """Fetch and check Merkle proofs (RFC 9162)."""
 
 
+# How long `proof inclusion` waits for a checkpoint over an entry that exists: the server signs
+# one every --checkpoint-interval seconds (1 s by default) while the log grows.
+CHECKPOINT_WAIT_SECONDS = 10.0
+
+
+def wait_for_checkpoint_over(client: LedgerClient, seq: int) -> None:
+    """Wait until the latest signed checkpoint covers entry `seq`, so that a proof asked for
+    right after an append (a script, the README's walkthrough) proves that entry rather than
+    failing OUT_OF_RANGE for the second before the next checkpoint. Raises NotFound (from the
+    server) for an entry that does not exist; fails (exit 1) if none comes in time."""
+    import time
+
+    latest = client.checkpoint().size
+    if latest > seq:
+        return
+    client.get_entry(seq=seq)  # an entry that does not exist is refused now, not after the wait
+    deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
+    while latest <= seq:
+        if time.monotonic() > deadline:
+            fail(f"entry {seq} is in the log, but no signed checkpoint covers it yet (the latest covers {latest})")
+        time.sleep(0.1)
+        latest = client.checkpoint().size
+
+
 @proof.command("inclusion")
-@click.argument("seq", type=int)
+@click.argument("seq", type=int, required=False)
+@click.option("--record-id", help="Prove the entry that holds this record id (as `get --record-id` finds it).")
+@click.option(
+    "--submitter",
+    default="",
+    help="Whose record id (record ids are each submitter's own): needed only when two submitters used it.",
+)
 @click.option("--size", default=0, help="Tree size (default: the latest checkpoint's).")
 @client_options
 @handles_errors
-def proof_inclusion(seq: int, size: int, server: str, as_json: bool) -> None:
-    """Prove that entry SEQ is in the tree of a given size."""
+def proof_inclusion(
+    seq: int | None, record_id: str | None, submitter: str, size: int, server: str, as_json: bool
+) -> None:
+    """Prove that entry SEQ (or the entry of --record-id) is in the tree of a given size."""
     from lotledger.ledger.errors import ProofError
     from lotledger.ledger.tlog import merkle
 
+    if (seq is None) == (record_id is None):
+        fail("give SEQ or --record-id", ExitCode.USAGE)
     with connect(server) as client:
+        if seq is None:
+            seq = client.get_entry(record_id=record_id, submitter=submitter).seq
+        if not size:
+            wait_for_checkpoint_over(client, seq)
         p = client.inclusion_proof(seq, size)
     try:
         merkle.verify_inclusion(p.seq, p.tree_size, p.leaf_hash, list(p.proof), p.root_hash)

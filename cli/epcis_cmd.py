@@ -4,6 +4,7 @@ mapping of trace/standards/epcis.py."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,9 @@ from lotledger.cli.options import client_options, connect, signer_options
 from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
 
 if TYPE_CHECKING:
-    from lotledger.trace.standards.epcis import ImportPlan
+    from lotledger.ledger.tlog.entries import AppendResult
+    from lotledger.rpc.client import LedgerClient, StreamRefusal
+    from lotledger.trace.standards.epcis import ImportPlan, NativeRef
     from lotledger.v1 import records_pb2
 
 
@@ -27,9 +30,51 @@ def _plan_file(path: Path, participant: str) -> ImportPlan:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         return ImportPlan(problems=[Problem(-1, "", "EPCIS_MALFORMED", f"not JSON: {e}")])
     try:
-        return plan_import(doc, participant)
+        return _plan(doc, participant) if _events_in(doc) >= PARALLEL_PLAN else plan_import(doc, participant)
     except InvalidRecord as e:
         return ImportPlan(problems=[Problem(-1, "", e.reason, e.message)])
+
+
+# From this many events on, a document is mapped in two halves, the second in a process of its
+# own: mapping (the event hash above all) is pure Python, about 100 us an event, and nothing can
+# be appended before every event has mapped, so on two cores this halves the wait before the
+# first append (bench/epcis.py). Below it, starting the process costs more than it saves.
+PARALLEL_PLAN = 5000
+
+
+def _events_in(doc: Any) -> int:
+    from lotledger.trace.standards.epcis import document_events
+
+    return len(document_events(doc)[0])
+
+
+def _plan(doc: Any, participant: str) -> ImportPlan:
+    """plan_import(doc, participant), the second half of the events mapped in another process
+    (events map independently; both halves are created at the same moment). Raises
+    EpcisUnmappable as plan_import does."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from lotledger.trace.standards.epcis import document_events, plan_import
+
+    events, context = document_events(doc)
+    if (os.cpu_count() or 1) < 2:
+        return plan_import(doc, participant)
+    half = len(events) // 2
+    now = datetime.now(UTC)
+
+    def part(chunk: list[Any]) -> dict[str, Any]:
+        return {"@context": context, "type": "EPCISDocument", "epcisBody": {"eventList": chunk}}
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        later = pool.submit(plan_import, part(events[half:]), participant, now)
+        plan = plan_import(part(events[:half]), participant, now)
+        second = later.result()
+    plan.records += [(half + i, event_id, record) for i, event_id, record in second.records]
+    plan.problems += [replace(p, index=half + p.index) if p.index >= 0 else p for p in second.problems]
+    plan.native.update({half + i: ref for i, ref in second.native.items()})
+    return plan
 
 
 @click.command("import-epcis")
@@ -41,7 +86,8 @@ def import_epcis(
     files: tuple[Path, ...], dry_run: bool, server: str, key_path: str | None, participant: str | None, as_json: bool
 ) -> None:
     """Import GS1 EPCIS 2.0 JSON/JSON-LD documents: each event becomes one signed record.
-    Nothing is appended unless every event of every file maps; re-importing is a no-op."""
+    Nothing is appended unless every event of every file maps; re-importing is a no-op.
+    FILES are EPCISDocument or EPCISQueryDocument files."""
     from google.protobuf import json_format
 
     from lotledger.ledger.core.records import sign
@@ -55,9 +101,13 @@ def import_epcis(
     if not participant:
         fail("no participant: pass --participant ID or set LOTLEDGER_PARTICIPANT", ExitCode.USAGE)
     planned: list[tuple[str, int, str, records_pb2.Record]] = []
+    natives: dict[int, NativeRef] = {}  # position in `planned` -> the native record it was exported from
     problems: list[dict[str, Any]] = []
     for path in files:
         plan = _plan_file(path, participant)
+        natives.update(
+            {len(planned) + n: plan.native[i] for n, (i, _, _) in enumerate(plan.records) if i in plan.native}
+        )
         planned += [(str(path), i, event_id, record) for i, event_id, record in plan.records]
         for p in plan.problems:
             problems.append({"file": str(path), "index": p.index, "event_id": p.event_id, "reason": p.reason})
@@ -86,7 +136,12 @@ def import_epcis(
     results: list[dict[str, Any]] = []
     refused = 0
     with connect(server) as client:
-        outcomes = list(client.append_stream(sign(r, key) for _, _, _, r in planned))
+        known = _held_natives(client, natives)  # exported from this log: already in it
+        fresh = [n for n in range(len(planned)) if n not in known]
+        appended = iter(client.append_stream(sign(planned[n][3], key) for n in fresh))
+        outcomes: list[AppendResult | StreamRefusal] = [
+            known[n] if n in known else next(appended) for n in range(len(planned))
+        ]
         for n, ((_, _, _, record), outcome) in enumerate(zip(planned, outcomes, strict=True)):
             if isinstance(outcome, StreamRefusal) and outcome.error.reason == "RECORD_ID_CONFLICT":
                 # The same event in another form (URN vs Digital Link): same hash, so a no-op.
@@ -96,7 +151,7 @@ def import_epcis(
                     held = records_pb2.Record.FromString(entry.signed_record.record_bytes)
                     if held.epcis.event_hash_id == record.epcis.event_hash_id:
                         outcomes[n] = AppendResult(found.seq, found.leaf_hash, entry.received_at.ToNanoseconds(), True)
-    for (path_name, index, _event_id, record), outcome in zip(planned, outcomes, strict=True):
+    for n, ((path_name, index, _event_id, record), outcome) in enumerate(zip(planned, outcomes, strict=True)):
         if isinstance(outcome, StreamRefusal):
             refused += 1
             err = outcome.error
@@ -113,13 +168,39 @@ def import_epcis(
                     "event_hash_id": record.epcis.event_hash_id,
                 }
             )
+            if n in known:
+                results[-1]["record_id"] = natives[n].record_id
+                results[-1]["submitter"] = natives[n].submitter
             if not as_json:
                 dup = "  (already in the log)" if outcome.duplicate else ""
+                if n in known:
+                    dup = f"  (already in the log: {natives[n].submitter}'s record {natives[n].record_id})"
                 click.echo(f"seq {outcome.seq}  {record.record_id}  {path_name}[{index}]{dup}")
     if as_json:
         emit_json({"appended": results, "problems": []})
     if refused:
         fail(f"{refused} of {len(planned)} records refused by the server", ExitCode.FAILED)
+
+
+def _held_natives(client: LedgerClient, natives: dict[int, NativeRef]) -> dict[int, AppendResult]:
+    """The events exported from records this log holds (same submitter, record id and content),
+    as the no-op outcome an idempotent resend gets: importing a log's own export appends nothing."""
+    from lotledger.ledger.errors import NotFound
+    from lotledger.ledger.tlog.entries import AppendResult
+    from lotledger.trace.standards.epcis import same_event
+    from lotledger.v1 import records_pb2
+
+    out: dict[int, AppendResult] = {}
+    for n, ref in natives.items():
+        try:
+            found = client.get_entry(record_id=ref.record_id, submitter=ref.submitter)
+        except NotFound:
+            continue
+        entry = records_pb2.Entry.FromString(found.entry)
+        record = records_pb2.Record.FromString(entry.signed_record.record_bytes)
+        if record.submitter == ref.submitter and same_event(record, ref):
+            out[n] = AppendResult(found.seq, found.leaf_hash, entry.received_at.ToNanoseconds(), True)
+    return out
 
 
 def _day(value: str | None, option: str, end: bool) -> int | None:

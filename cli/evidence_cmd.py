@@ -31,7 +31,8 @@ def verify_evidence(file: Path, log_key: str, witness_keys: tuple[str, ...], quo
     """Check an evidence file offline, trusting only the log's key: the checkpoint's signature,
     each entry's inclusion proof and signature (by a key an included registration gave its
     submitter), and that every edge, lot and shipment of the report follows from the entries.
-    With --witness, the checkpoint must also carry cosignatures from --quorum of those witnesses."""
+    With --witness, the checkpoint must also carry cosignatures from --quorum of those witnesses.
+    FILE is what `trace` or `recall` wrote with --evidence."""
     from lotledger.trace import evidence
 
     verifier = verifier_key_arg(log_key, "--log-key")

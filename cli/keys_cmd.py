@@ -25,7 +25,7 @@ def keys() -> None:
 
 @keys.command("generate")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @handles_errors
 def keys_generate(path: Path, as_json: bool) -> None:
     """Write a new Ed25519 key to PATH (0600) and PATH.pub; print its key id."""
@@ -43,12 +43,18 @@ def keys_generate(path: Path, as_json: bool) -> None:
 
 @keys.command("register")
 @click.option("--id", "participant_id", required=True, help="Participant id to register (or add a key to).")
-@click.option("--role", required=True, type=click.Choice(ROLE_NAMES))
-@click.option("--public-key", "public_key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--business-name", default="")
-@click.option("--phone", default="")
-@click.option("--address", default="")
-@click.option("--gln", default="")
+@click.option("--role", required=True, type=click.Choice(ROLE_NAMES), help="What the participant may submit and read.")
+@click.option(
+    "--public-key",
+    "public_key",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The participant's public key file (PEM, the .pub that `keys generate` wrote).",
+)
+@click.option("--business-name", default="", help="Business name, for FSMA 204 reports and recall contacts.")
+@click.option("--phone", default="", help="Phone number, for FSMA 204 reports and recall contacts.")
+@click.option("--address", default="", help="Postal address, for FSMA 204 reports and recall contacts.")
+@click.option("--gln", default="", help="GS1 Global Location Number of the participant, if it has one.")
 @signer_options
 @handles_errors
 def keys_register(
@@ -84,13 +90,14 @@ def keys_register(
 
 @keys.command("revoke")
 @click.argument("key_id")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why the key is revoked (kept in the log).")
 @signer_options
 @handles_errors
 def keys_revoke(
     key_id: str, reason: str, server: str, key_path: str | None, participant: str | None, as_json: bool
 ) -> None:
-    """Revoke a key from now on (records it signed before stay valid)."""
+    """Revoke a key from now on (records it signed before stay valid). KEY_ID is the key id
+    (lowercase hex) that `keys generate` printed and `keys list` shows."""
     from lotledger.cli.entry_cmds import append_one, load_signer
     from lotledger.v1 import records_pb2
 
@@ -104,7 +111,7 @@ def keys_revoke(
 @keys.command("list")
 @log_key_option
 @log_source_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @handles_errors
 def keys_list(

@@ -94,10 +94,22 @@ COMMANDS = (
         "Generate, register and revoke participant keys.",
     ),
     LazyCommand(
+        "mirror",
+        "lotledger.cli.mirror_cmd:mirror",
+        "Follow a tiled log into a verified copy in DATA_DIR (its own store), cosign each checkpoint it fully "
+        "holds, and republish it with --publish.",
+    ),
+    LazyCommand(
         "monitor",
         "lotledger.cli.monitor_cmd:monitor",
         "Follow a live log: verify every new checkpoint and entry against the state kept in --state DIR, and "
         "keep both signed checkpoints as evidence if the log forks.",
+    ),
+    LazyCommand(
+        "nginx-config",
+        "lotledger.cli.nginx_cmd:nginx_config",
+        "Write an nginx configuration serving the tiled log in DIR: checkpoint and hash tiles to anyone, entry "
+        "bundles only to client certificates from --client-ca, with tlog-tiles' cache headers.",
     ),
     LazyCommand(
         "proof",
@@ -108,6 +120,12 @@ COMMANDS = (
         "recall",
         "lotledger.cli.trace_cmds:recall",
         "Every lot and consignee affected by LOTS: mass balances, open shipments, whom to call.",
+    ),
+    LazyCommand(
+        "restore",
+        "lotledger.cli.restore_cmd:restore",
+        "Rebuild DATA_DIR from a tiled copy of the log, verifying every entry and tile on the way; the restored "
+        "server goes on appending from the copy's checkpoint.",
     ),
     LazyCommand(
         "serve",

@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 @click.option(
     "--keep-running", is_flag=True, help="On a fork or failed check, alert and keep watching instead of exiting 1."
 )
+@click.option(
+    "--tiles",
+    metavar="URL|DIR",
+    help="Follow a C2SP tlog-tiles log (serve --publish) over HTTP(S) or in a directory instead of a server; "
+    "HTTPS uses --tls-ca, and --tls-cert/--tls-key for entry bundles behind mTLS.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per round on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @handles_errors
@@ -50,13 +56,17 @@ def monitor(
     interval: float,
     once: bool,
     keep_running: bool,
+    tiles: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Follow a live log: verify every new checkpoint and entry against the state kept in
     --state DIR, and keep both signed checkpoints as evidence if the log forks."""
-    from lotledger.audit.monitor import Monitor, watch
+    from lotledger.audit.monitor import LogAccess, Monitor, TilesLog, watch
     from lotledger.audit.state_dir import StateDir
+    from lotledger.audit.tiles_http import TileStore, open_tiles
+    from lotledger.cli.verify_cmd import http_tls
+    from lotledger.rpc.client import LedgerClient
 
     verifier = verifier_key_arg(log_key, "--log-key")
     if once and keep_running:
@@ -67,13 +77,18 @@ def monitor(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda _s, _f: stopping.set())
     alerted: set[bytes] = set()
+    store: TileStore | None = open_tiles(tiles, tls=http_tls()) if tiles is not None else None
+
+    def open_log() -> LedgerClient | LogAccess:
+        return TilesLog(store) if store is not None else connect(server)
+
     try:
         with StateDir(state_dir) as states:
             watcher = Monitor(
-                server,
+                tiles or server,
                 verifier,
                 states,
-                connect=lambda: connect(server),
+                connect=open_log,
                 progress=Progress("verified", None, enabled=not quiet),
             )
             watch(
@@ -85,6 +100,8 @@ def monitor(
                 on_round=lambda result: _report(result, as_json, alerted, retrying=not once),
             )
     finally:
+        if store is not None:
+            store.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -65,7 +65,17 @@ def client_tls() -> ClientTls | None:
         fail("--tls-cert/--tls-key need --tls-ca (the CA that signed the server's certificate)", ExitCode.USAGE)
     from lotledger.rpc.client import ClientTls
 
-    return ClientTls.load(given["tls_ca"], given.get("tls_cert"), given.get("tls_key"))
+    tls = ClientTls.load(given["tls_ca"], given.get("tls_cert"), given.get("tls_key"))
+    # gRPC only says the handshake failed (after the connect timeout) when a file is of the
+    # wrong kind: name the file and the kind expected instead, before connecting.
+    for option, pem, begin, kind in (
+        ("tls_ca", tls.ca, b"-----BEGIN CERTIFICATE-----", "a CA certificate (PEM, -----BEGIN CERTIFICATE-----)"),
+        ("tls_cert", tls.cert, b"-----BEGIN CERTIFICATE-----", "a certificate (PEM, -----BEGIN CERTIFICATE-----)"),
+        ("tls_key", tls.key, b"PRIVATE KEY-----", "a private key (PEM, -----BEGIN PRIVATE KEY-----)"),
+    ):
+        if pem is not None and begin not in pem:
+            fail(f"--{option.replace('_', '-')}: {given[option]} is not {kind}", ExitCode.USAGE)
+    return tls
 
 
 def server_option(fn: F) -> F:
@@ -138,6 +148,7 @@ def log_source_options(fn: F) -> F:
                 default=DEFAULT_SERVER,
                 show_default=True,
                 metavar="HOST:PORT",
+                help="Verify the log this server serves (env LOTLEDGER_SERVER), unless --data-dir or --bundle.",
             ),
         )
     ):
@@ -167,12 +178,25 @@ def _key_text(value: str, option: str) -> str:
     return value
 
 
+def _key_source(value: str) -> str:
+    """How an error names a key option's value: the file it was read from, else the value."""
+    return f"the file {value}" if Path(value).is_file() else f"the value {value!r}"
+
+
 def verifier_key_arg(value: str, option: str) -> NoteVerifier:
     """A verifier key option (--log-key, --log...) takes the key string itself
     (name+hash+key) or a file that holds it. Exits with a usage error naming the option."""
+    from lotledger.signing.errors import InvalidKey
     from lotledger.signing.note import NoteVerifier
 
-    return NoteVerifier.from_string(_key_text(value, option))
+    try:
+        return NoteVerifier.from_string(_key_text(value, option))
+    except InvalidKey as e:
+        fail(
+            f"{option}: {_key_source(value)} is not a log verifier key ({e}); expected the one line "
+            "that `lotledger init` writes to DATA_DIR/log.vkey",
+            ExitCode.USAGE,
+        )
 
 
 def witness_key_arg(value: str, option: str) -> CosignatureVerifier:
@@ -184,7 +208,11 @@ def witness_key_arg(value: str, option: str) -> CosignatureVerifier:
     try:
         return CosignatureVerifier.from_string(_key_text(value, option))
     except InvalidKey as e:
-        fail(f"{option}: not a witness verifier key: {e}", ExitCode.USAGE)
+        fail(
+            f"{option}: {_key_source(value)} is not a witness verifier key ({e}); expected the one line "
+            "that `lotledger witness key` prints",
+            ExitCode.USAGE,
+        )
 
 
 def witness_target_arg(value: str, option: str) -> WitnessTarget:

@@ -11,6 +11,11 @@
 Each scan line is answered on stdout: `spooled #n ...` once it is signed and on disk,
 `accepted #n -> entry s` when the ledger has committed it, `refused ...` with the reason,
 either here (bad data, never signed) or by the server (kept aside, see `status`).
+
+`run` and `image` exit 0 when every line became a signed scan and the server refused none of
+those it answered; 1 when a line was refused, at the station or by the server (`status` lists
+both, apart); 2 for bad arguments, an unreadable input or a missing device key. Scans still
+spooled at the end (the server away) are not a failure: they are sent by the next run or `send`.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
 from lotledger.cli.options import client_tls, server_option
-from lotledger.cli.output import handles_errors
+from lotledger.cli.output import ExitCode, fail, handles_errors
 
 if TYPE_CHECKING:
     from lotledger.scanner_client.spool import Spool
@@ -35,6 +40,23 @@ if TYPE_CHECKING:
 # tests/cli/test_startup.py checks that the two agree. The station's parts are imported by the
 # commands that use them.
 MEANING_NAMES = ("consume", "produce", "receive", "ship")
+
+EXIT_CODES = """\b
+Exit codes:
+  0  every line became a signed scan; the server refused none it answered
+     (scans still spooled, the server away, are sent by the next run or `send`)
+  1  a line was refused: at this station (not a scan it can read) or by the
+     server; `lotledger-scan status` lists both, apart
+  2  bad arguments, an unreadable input, or no device key in --data-dir"""
+
+
+class StationRefusal(NamedTuple):
+    """An input the station refused before any scan was made of it (an image with no barcode)."""
+
+    line: str
+    reason: str
+    message: str
+
 
 data_dir_option = click.option(
     "--data-dir",
@@ -95,7 +117,7 @@ def station_options(f: Callable[..., None]) -> Callable[..., None]:
     return f
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES)
 @station_options
 @click.option(
     "--input",
@@ -108,7 +130,12 @@ def station_options(f: Callable[..., None]) -> Callable[..., None]:
 @click.option("--baud", default=9600, show_default=True, help="Baud rate of a serial port.")
 @handles_errors
 def run(source: str, baud: int, **station: Any) -> None:
-    """Read one scan per line: parse, sign, spool, send."""
+    """Read one scan per line: parse, sign, spool, send.
+
+    A line is what a keyboard-wedge scanner types for one GS1 barcode, e.g.
+    `(01)09520000000011(10)LOT-42(17)271231` (human-readable) or the raw form with
+    the group separator (see --separator).
+    """
     from lotledger.scanner_client.inputs import device_lines, hid_lines, is_hidraw
 
     if source == "-":
@@ -119,30 +146,32 @@ def run(source: str, baud: int, **station: Any) -> None:
         _session(device_lines(Path(source), baud), **station)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES)
 @station_options
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @handles_errors
 def image(files: tuple[Path, ...], **station: Any) -> None:
-    """Decode the barcodes in photos or label images (zxing-cpp) and handle each as a scan."""
+    """Decode the barcodes in photos or label images (zxing-cpp) and handle each as a scan.
+
+    FILES are image files (JPEG, PNG...), each with one or more barcodes."""
     from lotledger.scanner_client.inputs import image_scans
 
-    def scans() -> Iterator[str]:
+    def scans() -> Iterator[str | StationRefusal]:
         for path in files:
             try:
                 found = image_scans(path)
             except OSError as e:
-                say(f"refused  {path}: UNREADABLE_IMAGE: {e}")
+                yield StationRefusal(str(path), "UNREADABLE_IMAGE", str(e))
                 continue
             if not found:
-                say(f"refused  {path}: NO_BARCODE: no barcode found in the image")
+                yield StationRefusal(str(path), "NO_BARCODE", "no barcode found in the image")
             yield from found
 
     _session(scans(), **station)
 
 
 def _session(
-    lines: Iterable[str],
+    lines: Iterable[str | StationRefusal],
     data_dir: Path,
     location: str,
     meaning: str,
@@ -159,6 +188,7 @@ def _session(
 
     station = Station(device.load(data_dir), location, meaning)
     spool = Spool(data_dir)
+    before = spool.counts()
     stop = threading.Event()
     sender = Sender(spool, server, report=say, tls=client_tls())
     thread = threading.Thread(target=sender.run, args=(stop,), name="sender", daemon=True)
@@ -166,12 +196,17 @@ def _session(
         thread.start()
     try:
         for line in lines:
+            if isinstance(line, StationRefusal):
+                spool.refuse_at_station(*line)
+                say(f"refused  {line.line}: {line.reason}: {line.message}")
+                continue
             raw = line.rstrip("\r\n")
             if not raw.strip():
                 continue
             try:
                 scan = parse_scan(raw, separator=separator)
             except ScanRefused as e:
+                spool.refuse_at_station(raw, e.reason, str(e))
                 say(f"refused  {raw!r}: {e.reason}: {e}")
                 continue
             number = spool.next_number()
@@ -186,8 +221,16 @@ def _session(
         spool.added.set()  # wake the sender if it is waiting for scans
         if thread.is_alive():
             thread.join(5)
-        _summary(spool)
+        after = _summary(spool)
         spool.close()
+    at_station = after["refused_at_station"] - before["refused_at_station"]
+    by_server = after["refused"] - before["refused"]
+    if at_station or by_server:
+        fail(
+            f"{at_station} refused at this station, {by_server} by the server in this session: "
+            "see `lotledger-scan status`",
+            ExitCode.FAILED,
+        )
 
 
 @main.command()
@@ -225,16 +268,19 @@ def send(data_dir: Path, server: str, timeout: float, batch: int) -> None:
 
 @main.command()
 @data_dir_option
+@click.option("--last", default=20, show_default=True, help="How many of the station's refusals to list.")
 @handles_errors
-def status(data_dir: Path) -> None:
-    """Counts, and every scan the server refused with its reason."""
+def status(data_dir: Path, last: int) -> None:
+    """Counts; every scan the server refused, with its reason (fix the cause, then `retry`);
+    and the last lines this station refused (not scans it can read: rescan them)."""
     from lotledger.scanner_client.spool import Spool
 
     spool = Spool(data_dir)
-    c = spool.counts()
-    say(f"spooled {c['spooled']}  sent {c['sent']}  refused {c['refused']}")
+    say(_counts_line(spool.counts()))
     for r in spool.refused():
-        say(f"refused  #{r.number} {r.record_id}: {r.reason}: {r.message}")
+        say(f"refused by server   #{r.number} {r.record_id}: {r.reason}: {r.message}")
+    for s in spool.refused_at_station(last):
+        say(f"refused at station  {s.at} {s.line!r}: {s.reason}: {s.message}")
     spool.close()
 
 
@@ -250,9 +296,17 @@ def retry(data_dir: Path) -> None:
     spool.close()
 
 
-def _summary(spool: Spool) -> None:
+def _counts_line(c: dict[str, int]) -> str:
+    return (
+        f"spooled {c['spooled']}  sent {c['sent']}  "
+        f"refused at station {c['refused_at_station']}  refused by server {c['refused']}"
+    )
+
+
+def _summary(spool: Spool) -> dict[str, int]:
     c = spool.counts()
-    click.echo(f"spooled {c['spooled']}  sent {c['sent']}  refused {c['refused']}", err=True)
+    click.echo(_counts_line(c), err=True)
+    return c
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from lotledger.cli.output import ExitCode, emit_json, fail, handles_errors, note
     "--log-key-passphrase-file, or a prompt. `serve` then needs the same passphrase.",
 )
 @log_key_passphrase_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @handles_errors
 def init(
     data_dir: Path,
@@ -38,7 +38,10 @@ def init(
     log_key_passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Create a ledger: the store, the log key, the first admin key, and entry 0."""
+    """Create a ledger: the store, the log key, the first admin key, and entry 0.
+
+    DATA_DIR is created (it must not hold a ledger yet); DATA_DIR/log.vkey is the verifier key
+    to give to regulators and partners."""
     passphrase = None
     if encrypt_log_key:
         passphrase = (
@@ -74,7 +77,13 @@ def _init(
 
 @click.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option("--listen", default=DEFAULT_SERVER, show_default=True, metavar="HOST:PORT")
+@click.option(
+    "--listen",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to serve gRPC on; plaintext only on loopback (see --allow-plaintext).",
+)
 @click.option(
     "--checkpoint-interval",
     default=1.0,
@@ -93,6 +102,14 @@ def _init(
     metavar="URL=VKEY",
     help="Submit each new checkpoint to this witness (c2sp.org/tlog-witness) and keep its cosignature.",
 )
+@click.option(
+    "--publish",
+    "publish_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep a C2SP tlog-tiles copy of the log in DIR (checkpoint, hash tiles, entry bundles) as entries "
+    "commit, for any web server to serve; repaired at start after a crash.",
+)
 @serve_tls_options
 @log_key_passphrase_option
 @limits_options
@@ -104,6 +121,7 @@ def serve(
     init_origin: str | None,
     demo: bool,
     witnesses: tuple[str, ...],
+    publish_dir: Path | None,
     tls_cert: Path | None,
     tls_key: Path | None,
     client_ca: Path | None,
@@ -113,7 +131,8 @@ def serve(
     print_config: bool,
 ) -> None:
     """Serve a ledger over gRPC until SIGINT or SIGTERM. With --tls-cert, --tls-key and
-    --client-ca: mTLS, every caller identified by its client certificate."""
+    --client-ca: mTLS, every caller identified by its client certificate. DATA_DIR is the
+    ledger's directory (made by `lotledger init`, --init or --demo)."""
     from lotledger.ledger.log import LedgerConfig
     from lotledger.rpc.server import LedgerServer
 
@@ -144,6 +163,7 @@ def serve(
             tls=tls,
             log_key_passphrase=log_key_passphrase(log_key_passphrase_file),
             limits=limits,
+            publish=publish_dir,
         ).start()
     except OSError as e:
         fail(str(e), ExitCode.USAGE)
@@ -161,6 +181,8 @@ def serve(
     note(f"log verifier key: {server.ledger.log_verifier_key}")
     for t in targets:
         note(f"witness {t.key.name}: submitting checkpoints to {t.endpoint}")
+    if server.publisher is not None:
+        note(f"publishing tiles to {publish_dir} (size {server.publisher.size})")
     stopping.wait()
     note("stopping: finishing calls in flight and the last checkpoint")
     try:
@@ -198,7 +220,7 @@ def _load_demo(data_dir: Path) -> int:
 
 @click.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--origin", default=DEMO_ORIGIN, show_default=True)
+@click.option("--origin", default=DEMO_ORIGIN, show_default=True, help="The log's name, if DATA_DIR is created here.")
 @handles_errors
 def demo(data_dir: Path, origin: str) -> None:
     """Create (or add to) a ledger with a small bakery supply chain to trace and recall.

@@ -165,23 +165,14 @@ def recall(
         emit_json(_as_dict(r))
         return
     click.echo(f"recall of {', '.join(r.triggers)}" + (f": {reason}" if reason else ""))
+    from lotledger.trace.standards.recall_report import balance_lines, consignment_lines
+
     click.echo(f"\naffected lots ({len(r.affected_lots)}):")
-    click.echo(
-        f"  {'lot':<40} {'holder':<14} {'in':>10} {'consumed':>10} {'shipped':>10} {'on hand':>10} {'UNACCOUNTED':>11}"
-    )
-    for b in r.balances:
-        flag = b.unaccounted if b.unaccounted != "0" else ""
-        click.echo(
-            f"  {b.lot:<40} {b.participant:<14} {b.received:>10} {b.consumed:>10} {b.shipped:>10} {b.on_hand:>10} {flag:>11}  {b.unit}"
-        )
+    for line in balance_lines(r):
+        click.echo(f"  {line}")
     click.echo(f"\nconsignees to contact ({len(r.consignees)}): {', '.join(r.consignees)}")
-    for c in r.consignments:
-        lots_text = ", ".join(f"{i.lot} {_qty(i.quantity)}" for i in c.lots)
-        state = "received" if c.received else "OPEN - stop it"
-        shipped = c.shipped_at.ToDatetime().date() if c.HasField("shipped_at") else "?"
-        click.echo(
-            f"  {c.shipment_id:<12} {shipped} {c.from_participant} -> {c.to_participant} {c.to_location}: {lots_text} [{state}]"
-        )
+    for line in consignment_lines(r) if r.consignments else ():
+        click.echo(f"  {line}")
     note(f"answered in {r.elapsed_ms:.2f} ms over {r.index_size} entries")
 
 
@@ -218,8 +209,11 @@ def sources(lots: tuple[str, ...], server: str, as_json: bool) -> None:
     if as_json:
         emit_json(_as_dict(r))
         return
-    for s in r.sources:
-        click.echo(f"{s.reaches}/{len(lots)}  {s.kind:<8} {s.key}")
+    from lotledger.trace.standards.recall_report import text_table
+
+    rows = [[f"{s.reaches}/{len(lots)}", s.kind, s.key] for s in r.sources]
+    for line in text_table(("REACHES", "KIND", "SOURCE"), rows, numeric=(0,)) if rows else ():
+        click.echo(line)
 
 
 @click.command("alerts")
@@ -234,6 +228,9 @@ def alerts(rule: str, since_seq: int, server: str, as_json: bool) -> None:
     if as_json:
         emit_json(_as_dict(r))
         return
-    for a in r.alerts:
-        click.echo(f"entry {a.seq:<6} {a.rule:<24} {a.message}")
+    from lotledger.trace.standards.recall_report import text_table
+
+    rows = [[str(a.seq), a.rule, a.message] for a in r.alerts]
+    for line in text_table(("ENTRY", "RULE", "MESSAGE"), rows, numeric=(0,)) if rows else ():
+        click.echo(line)
     note(f"{len(r.alerts)} alerts")

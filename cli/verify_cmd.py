@@ -23,6 +23,7 @@ from lotledger.cli.options import (
 from lotledger.cli.output import ExitCode, Progress, emit_json, fail, handles_errors, note
 
 if TYPE_CHECKING:
+    from lotledger.audit.tiles_http import HttpTls
     from lotledger.audit.verify import VerifyReport
     from lotledger.signing.cosignature import CosignatureVerifier
     from lotledger.signing.note import NoteVerifier
@@ -41,19 +42,26 @@ def run_verification(
     witnesses: Sequence[CosignatureVerifier] = (),
     quorum: int = 0,
     workers: int | None = None,
+    tiles: str | None = None,
 ) -> tuple[VerifyReport, str | None]:
-    """Verify the log from a data directory, a bundle or a live server (resuming from and saving
-    to `state_dir` when given). Returns the report and where the new state was saved, if it was."""
+    """Verify the log from a data directory, a bundle, a tiled log (URL or directory) or a live
+    server (resuming from and saving to `state_dir` when given). Returns the report and where
+    the new state was saved, if it was."""
     from lotledger.audit.state_dir import StateDir
+    from lotledger.audit.tiles_http import TilesSource, open_tiles
     from lotledger.audit.verify import BundleSource, DataDirSource, LiveSource, verify_log
 
-    if data_dir is not None and bundle is not None:
-        fail("pass --data-dir or --bundle, not both", ExitCode.USAGE)
+    if sum(x is not None for x in (data_dir, bundle, tiles)) > 1:
+        fail("pass one of --data-dir, --bundle and --tiles", ExitCode.USAGE)
     with contextlib.ExitStack() as stack:
         states = stack.enter_context(StateDir(state_dir)) if state_dir is not None else None
         state = states.load(verifier) if states is not None else None
-        source: DataDirSource | BundleSource | LiveSource
-        if data_dir is not None:
+        source: DataDirSource | BundleSource | LiveSource | TilesSource
+        if tiles is not None:
+            store = open_tiles(tiles, tls=http_tls())
+            stack.callback(store.close)
+            source = TilesSource(store)
+        elif data_dir is not None:
             source = DataDirSource(data_dir, min_cosignatures=quorum)
         elif bundle is not None:
             source = BundleSource(bundle)
@@ -84,6 +92,22 @@ def run_verification(
     return report, saved
 
 
+def http_tls() -> HttpTls | None:
+    """HTTPS settings for --tiles from the same --tls-ca/--tls-cert/--tls-key the gRPC client
+    takes (cli/options.py keeps them in the click context)."""
+    from lotledger.audit.tiles_http import HttpTls
+    from lotledger.cli.options import _TLS_META
+
+    ctx = click.get_current_context(silent=True)
+    given: dict[str, str] = ctx.meta.get(_TLS_META, {}) if ctx is not None else {}
+    if not given:
+        return None
+    if ("tls_cert" in given) != ("tls_key" in given):
+        fail("--tls-cert and --tls-key go together", ExitCode.USAGE)
+    paths = {k: Path(v) for k, v in given.items()}
+    return HttpTls(paths.get("tls_ca"), paths.get("tls_cert"), paths.get("tls_key"))
+
+
 @click.command()
 @log_key_option
 @click.option(
@@ -93,6 +117,12 @@ def run_verification(
     help="An earlier checkpoint the log must extend.",
 )
 @log_source_options
+@click.option(
+    "--tiles",
+    metavar="URL|DIR",
+    help="Verify a C2SP tlog-tiles log (serve --publish, export-tiles) read over HTTP(S) or from a directory, "
+    "with no server of ours; HTTPS uses --tls-ca, and --tls-cert/--tls-key for entry bundles behind mTLS.",
+)
 @click.option(
     "--no-signatures",
     is_flag=True,
@@ -106,7 +136,7 @@ def run_verification(
     help="Processes for full verification (default: one per core, for logs of 20,000 entries or more).",
 )
 @witness_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @handles_errors
 def verify(
@@ -114,6 +144,7 @@ def verify(
     since: Path | None,
     data_dir: Path | None,
     bundle: Path | None,
+    tiles: str | None,
     no_signatures: bool,
     witness_keys: tuple[str, ...],
     quorum: int | None,
@@ -150,6 +181,7 @@ def verify(
         witnesses=witnesses,
         quorum=quorum,
         workers=workers,
+        tiles=tiles,
     )
     data = {
         "ok": True,

@@ -27,7 +27,7 @@ def witness() -> None:
 @witness.command("key")
 @click.argument("key_path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--name", required=True, help="The witness's name, e.g. witness.regulator.example.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @handles_errors
 def witness_key(key_path: Path, name: str, as_json: bool) -> None:
     """Print the verifier key of the witness with private key KEY_PATH and name NAME: what logs
@@ -63,7 +63,13 @@ def witness_key(key_path: Path, name: str, as_json: bool) -> None:
     metavar="DIR",
     help="Where the latest cosigned checkpoint of each log and the fork evidence are kept.",
 )
-@click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT")
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to serve the add-checkpoint HTTP endpoint on.",
+)
 @handles_errors
 def witness_serve(key_path: Path, name: str, logs: tuple[str, ...], state_dir: Path, listen: str) -> None:
     """Serve POST /add-checkpoint until SIGINT or SIGTERM, cosigning a log's checkpoint only

@@ -72,6 +72,15 @@ class _Pending:
     future: Future[AppendResult] = field(default_factory=Future)
 
 
+@dataclass
+class _Group:
+    """Records queued together (one AppendStream message): one future for all of them, so the
+    writer resolves one future per message and not one per record."""
+
+    admitted: list[Admitted]
+    future: Future[list[AppendResult | LedgerError]] = field(default_factory=Future)
+
+
 _STOP = object()
 
 
@@ -250,6 +259,11 @@ class Ledger:
             return self.size
 
     @property
+    def closed(self) -> bool:
+        """True once `close` has begun: nothing more is taken for appending."""
+        return self._closed
+
+    @property
     def log_verifier_key(self) -> str:
         return self._signer.verifier_key
 
@@ -284,6 +298,19 @@ class Ledger:
                 raise Unavailable("the ledger is shutting down; retry against a running server")
             self._queue.put(pending)
         return pending.future
+
+    def enqueue_many(self, admitted: list[Admitted]) -> Future[list[AppendResult | LedgerError]]:
+        """Queue prechecked records for the writer, in order, as one item: the future resolves
+        after the durable commit of them all (in one transaction) to one outcome per record,
+        its result or its refusal, or fails with a StorageError (nothing of it written).
+        Cancelling it before the writer takes it means none of them is written. Raises
+        Unavailable (closed)."""
+        group = _Group(admitted)
+        with self._closing:
+            if self._closed:
+                raise Unavailable("the ledger is shutting down; retry against a running server")
+            self._queue.put(group)
+        return group.future
 
     def submit(self, signed: records_pb2.SignedRecord) -> Future[AppendResult]:
         """precheck + enqueue. Raises the precheck's LedgerError synchronously."""
@@ -328,7 +355,8 @@ class Ledger:
                 first = self._queue.get(timeout=timeout)
             except queue.Empty:
                 first = None
-            batch: list[_Pending] = []
+            batch: list[_Pending | _Group] = []
+            records = 0
             forced: list[Future[SignedCheckpoint]] = []
             cosigs: list[tuple[bytes, bytes, Future[None]]] = []
             item = first
@@ -341,7 +369,8 @@ class Ledger:
                     forced.append(item[1])
                 elif item.future.set_running_or_notify_cancel():
                     batch.append(item)  # (a cancelled one - its caller gave up - is never written)
-                if len(batch) >= self.config.max_batch:
+                    records += len(item.admitted) if isinstance(item, _Group) else 1
+                if records >= self.config.max_batch:
                     break
                 try:
                     item = self._queue.get_nowait()
@@ -386,26 +415,31 @@ class Ledger:
         return max(0.0, self._last_checkpoint_time + self.config.checkpoint_interval - time.monotonic())
 
     def _commit(
-        self, batch: list[_Pending], *, force_checkpoint: bool, cosignatures: Sequence[tuple[bytes, bytes]] = ()
+        self,
+        batch: list[_Pending | _Group],
+        *,
+        force_checkpoint: bool,
+        cosignatures: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         size, frontier, head = self.size, list(self.frontier), self.head
-        needs_registry_copy = any(p.admitted.kind in ADMIN_KINDS for p in batch)
+        admitted = [a for p in batch for a in (p.admitted if isinstance(p, _Group) else (p.admitted,))]
+        needs_registry_copy = any(a.kind in ADMIN_KINDS for a in admitted)
         registry = self.registry.copy() if needs_registry_copy else self.registry
         received_ns = max(time.time_ns(), self.last_received_ns)
-        outcomes: list[tuple[_Pending, AppendResult | LedgerError]] = []
-        batch_ids: dict[str, tuple[bytes, AppendResult]] = {}
+        outcomes: list[AppendResult | LedgerError] = []
+        batch_ids: dict[str, tuple[bytes, AppendResult, Seen]] = {}
         new_checkpoint: SignedCheckpoint | None = None
         with self.store.write() as txn:
-            for p in batch:
+            for a in admitted:
                 try:
-                    result = self._append_one(txn, p.admitted, registry, size, head, received_ns, frontier, batch_ids)
+                    result = self._append_one(txn, a, registry, size, head, received_ns, frontier, batch_ids)
                 except LedgerError as e:
-                    outcomes.append((p, e))
+                    outcomes.append(e)
                     continue
                 if not result.duplicate:
                     size += 1
                     head = result.leaf_hash
-                outcomes.append((p, result))
+                outcomes.append(result)
             if size != self.size:
                 self.store.put(txn, "meta", b"size", u64(size))
             cp_size = self.latest_checkpoint.size if self.latest_checkpoint else 0
@@ -423,13 +457,24 @@ class Ledger:
         if new_checkpoint is not None:
             self.latest_checkpoint = new_checkpoint
             self._last_checkpoint_time = time.monotonic()
-        for p, outcome in outcomes:
+        at = 0
+        for p in batch:
+            if isinstance(p, _Group):
+                p.future.set_result(outcomes[at : at + len(p.admitted)])
+                at += len(p.admitted)
+                continue
+            outcome = outcomes[at]
+            at += 1
             if isinstance(outcome, AppendResult):
                 p.future.set_result(outcome)
             else:
                 p.future.set_exception(outcome)
         if self._listeners:
-            added = [(o.seq, p.admitted.record) for p, o in outcomes if isinstance(o, AppendResult) and not o.duplicate]
+            added = [
+                (o.seq, a.record)
+                for a, o in zip(admitted, outcomes, strict=True)
+                if isinstance(o, AppendResult) and not o.duplicate
+            ]
             if added:
                 for listener in self._listeners:
                     listener(added)
@@ -443,7 +488,7 @@ class Ledger:
         prev_hash: bytes,
         received_ns: int,
         frontier: list[bytes],
-        batch_ids: dict[str, tuple[bytes, AppendResult]],
+        batch_ids: dict[str, tuple[bytes, AppendResult, Seen]],
     ) -> AppendResult:
         """Admit (ledger/core/admission.py, as every verifier does) and append one record inside
         the open transaction. `frontier` is updated in place. Raises LedgerError and writes
@@ -452,14 +497,18 @@ class Ledger:
         rid = record.record_id
 
         def earlier(key: str) -> Seen | None:
-            found = batch_ids.get(key) or self._existing(txn, key)
+            in_batch = batch_ids.get(key)
+            if in_batch is not None:  # what admission claimed this transaction: no decoding again
+                return in_batch[2]
+            found = self._existing(txn, key)
             return None if found is None else claim_of(key, found[0], registry.rules)
 
         try:
             admission = admit(admitted, seq, registry, earlier)
         except DuplicateRecordId:
             key = record_key(registry.rules, record.submitter, rid)
-            first_bytes, first = batch_ids.get(key) or self._existing(txn, key) or (b"", None)
+            in_batch = batch_ids.get(key)
+            first_bytes, first = in_batch[:2] if in_batch else self._existing(txn, key) or (b"", None)
             if first is None:
                 raise
             if first_bytes == signed.record_bytes:  # a client's retry: answered as the first time
@@ -476,8 +525,8 @@ class Ledger:
         _put_entry(self.store, txn, seq, entry_bytes, nodes, admission.claims, admitted.kind in ADMIN_KINDS)
         frontier[:] = new_frontier
         result = AppendResult(seq, leaf, received_ns)
-        for key in admission.claims:
-            batch_ids[key] = (signed.record_bytes, result)
+        for key, seen in admission.claims.items():
+            batch_ids[key] = (signed.record_bytes, result, seen)
         return result
 
     def _existing(self, txn: Any, key: str) -> tuple[bytes, AppendResult] | None:

@@ -1,9 +1,11 @@
 """Appending over gRPC: what Append and AppendStream share (precheck, check the caller may
 submit, charge the participant's limits, queue to the writer), and the AppendStream pipeline.
 
-AppendStream pipelines: requests are prechecked (parse, validate, verify) on a small shared
-pool so both cores verify, queued to the writer strictly in stream order, and answered in
-order as their commits land. Each record gets its own answer (a result or a refusal); the
+AppendStream pipelines, in three stages with a thread each, so that no stage waits for
+another's slowest step: the reader takes each request message and sends a large one's records
+to the precheck workers (parse, validate, verify: lotledger.rpc.workers, one process per core,
+each with its own GIL); the admitter takes the outcomes in stream order and queues the
+records that passed to the writer; the handler answers each message as its commits land. Each record gets its own answer (a result or a refusal); the
 stream itself ends with an error only for what concerns the whole stream: a message or a
 stream over its record limit, an idle or stalled stream, a broken request stream.
 
@@ -17,8 +19,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -26,18 +29,22 @@ import grpc
 from lotledger.ledger.core import access
 from lotledger.ledger.core.access import Caller
 from lotledger.ledger.core.admission import Admitted
-from lotledger.ledger.errors import LedgerError, RecordTooLarge, ResourceExhausted, StorageError
+from lotledger.ledger.errors import LedgerError, RecordTooLarge, ResourceExhausted, StorageError, Unavailable
 from lotledger.ledger.log import Ledger
 from lotledger.ledger.tlog.entries import AppendResult
 from lotledger.rpc.limits import Limits
 from lotledger.rpc.ratelimit import UNVERIFIED, ParticipantLimiter
 from lotledger.rpc.status import reason_of, status_code
+from lotledger.rpc.workers import Job, PrecheckPool, Settings, WorkerLost
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import records_pb2
 
-# Below this many records per message, splitting the verification across threads costs more
-# than it saves.
+# Below this many records per message, splitting the verification across threads or worker
+# processes costs more than it saves.
 PARALLEL_MIN = 16
+# A message's records go to the workers in chunks of about this many (two per message of 200,
+# the client's default, so both workers start on it at once).
+CHUNK = 100
 # How often a stream's reader looks whether its handler has ended while it waits for room.
 _POLL = 0.25
 
@@ -71,15 +78,29 @@ def _detached(e: Exception) -> Exception:
     return e
 
 
+Checked = list[Admitted | Exception]
+# A message's answers while its commit is pending: each record's refusal (None: queued), and
+# the pending commit of the records queued.
+_Answers = tuple[list[pb.AppendError | None], "Future[list[AppendResult | LedgerError]] | None"]
+
+
 class Appender:
     """Admits records for the writer on behalf of callers. `verify_pool`: threads that
     precheck the second half of a large message beside the handler's thread (Ed25519
-    verification releases the GIL). `limits`: rates and stream bounds; `limiter` holds the
-    per-participant budgets they set."""
+    verification releases the GIL), when there are no `workers`. `workers`: processes that
+    precheck large messages (lotledger.rpc.workers). `limits`: rates and stream bounds;
+    `limiter` holds the per-participant budgets they set."""
 
-    def __init__(self, ledger: Ledger, verify_pool: ThreadPoolExecutor, limits: Limits) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        verify_pool: ThreadPoolExecutor,
+        limits: Limits,
+        workers: PrecheckPool | None = None,
+    ) -> None:
         self.ledger = ledger
         self.pool = verify_pool
+        self.workers = workers
         self.limits = limits
         self.limiter = ParticipantLimiter(
             limits.append_rate, limits.append_burst, limits.append_streams_per_participant
@@ -113,14 +134,6 @@ class Appender:
         self.limiter.take(self.participant_of(admitted, caller))
         return self.ledger.enqueue(admitted)
 
-    def _try_enqueue(self, admitted: Admitted, caller: Caller) -> Future[AppendResult] | Exception:
-        """`_enqueue_limited`, with a rate refusal returned as this record's answer. Raises
-        Unavailable."""
-        try:
-            return self._enqueue_limited(admitted, caller)
-        except ResourceExhausted as e:
-            return e
-
     def precheck_batch(
         self, records: Sequence[records_pb2.SignedRecord], caller: Caller = access.OPEN
     ) -> list[Admitted | Exception]:
@@ -133,6 +146,59 @@ class Appender:
         if other is not None:
             checked += other.result()
         return checked
+
+    def start_precheck(self, request: pb.AppendStreamRequest, caller: Caller) -> Callable[[], Checked]:
+        """Start prechecking a message's records; the function returned waits for the outcomes
+        (one admitted record or refusal per record, in order) and raises nothing a record can
+        cause. A large message goes to the worker processes, in chunks; a small one, or every
+        one without workers, is prechecked when the function is called (`precheck_batch`).
+        Raises Unavailable (the ledger is shutting down)."""
+        records = request.signed_records
+        if self.workers is None or len(records) < PARALLEL_MIN:
+            return lambda: self.precheck_batch(records, caller)
+        ledger = self.ledger
+        if ledger.closed:
+            raise Unavailable("the ledger is shutting down; retry against a running server")
+        registry = ledger.registry
+        keys = {s.key_id: registry.public_key(s.key_id) for s in records}
+        settings = Settings(datetime.now(UTC), ledger.config.max_skew, ledger.config.max_age, registry.rules)
+        data = request.SerializeToString()
+        n = len(records)
+        parts = max(2, round(n / CHUNK))
+        bounds = [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+        jobs: list[Job | None] = []
+        for lo, hi in bounds:
+            try:
+                jobs.append(self.workers.submit(data, lo, hi, keys, settings))
+            except WorkerLost:
+                jobs.append(None)
+
+        def outcomes() -> Checked:
+            checked: Checked = []
+            for (lo, hi), job in zip(bounds, jobs, strict=True):
+                try:
+                    if job is None:
+                        raise WorkerLost("no worker took it")
+                    found = job.outcomes()
+                except WorkerLost as e:
+                    log.debug("prechecking records here: %s", e)
+                    checked += self._precheck_all(records[lo:hi], caller)
+                    continue
+                for signed, outcome in zip(records[lo:hi], found, strict=True):
+                    if outcome is not None:
+                        checked.append(outcome)
+                        continue
+                    record = records_pb2.Record.FromString(signed.record_bytes)
+                    kind = record.WhichOneof("body") or ""
+                    try:
+                        access.check_submission(caller, record, kind)
+                    except LedgerError as e:
+                        checked.append(_detached(e))
+                        continue
+                    checked.append(Admitted(signed, record, kind, keys[signed.key_id]))
+            return checked
+
+        return outcomes
 
     def _precheck_all(
         self, records: Sequence[records_pb2.SignedRecord], caller: Caller = access.OPEN
@@ -165,17 +231,18 @@ class Appender:
         request stream broken otherwise ends the call CANCELLED here.
         """
         limits = self.limits
-        batches: queue.Queue[tuple[list[Future[AppendResult] | pb.AppendError], int] | None] = queue.Queue()
+        started: queue.SimpleQueue[tuple[Callable[[], Checked], int] | None] = queue.SimpleQueue()
+        batches: queue.Queue[tuple[_Answers, int] | None] = queue.Queue()
         window = _Window(limits.append_stream_window, limits.append_stream_window_bytes)
         reader_error: list[BaseException] = []
         done = threading.Event()  # the handler has ended: the reader stops and lets go of everything
 
         def read() -> None:
-            # One thread reads and queues to the writer, so the stream's order is the log's.
-            # When the handler cannot send (the client reads no answers), the window fills, this
-            # thread stops reading (HTTP/2 flow control holds the client), and after the stall
-            # time the call is cancelled: the writer itself never waits on a client.
-            owner: str | None = None  # the participant whose stream slot this holds
+            # The reader starts each message's precheck; the admitter queues the outcomes to the
+            # writer, one message after the other, so the stream's order is the log's. When the
+            # handler cannot send (the client reads no answers), the window fills, this thread
+            # stops reading (HTTP/2 flow control holds the client), and after the stall time the
+            # call is cancelled: the writer itself never waits on a client.
             received = 0
             try:
                 for request in request_iterator:
@@ -194,31 +261,50 @@ class Appender:
                         if not window.enter(size, limits.append_stream_stall_seconds, done):
                             break
                     except TimeoutError:
-                        log.warning("append stream of %r stalled: the client reads no answers; cancelling it", owner)
+                        log.warning("append stream of %r stalled: the client reads no answers; cancelling it", caller)
                         context.cancel()  # the handler is stuck sending to a client that does not read
                         raise ResourceExhausted(
                             "the client read no answers for "
                             f"{limits.append_stream_stall_seconds:g} s; the stream was cancelled",
                             reason="STREAM_STALLED",
                         ) from None
-                    checked = self.precheck_batch(request.signed_records, caller)
+                    started.put((self.start_precheck(request, caller), size))
                     del request
+            except BaseException as e:  # noqa: BLE001 - a broken client stream ends the pipeline
+                log.debug("append stream reader ended: %r", e)
+                reader_error.append(_detached(e) if isinstance(e, Exception) else e)
+            finally:
+                started.put(None)
+
+        def admit() -> None:
+            owner: str | None = None  # the participant whose stream slot this holds
+            try:
+                while (item := started.get()) is not None:
+                    if done.is_set():
+                        continue  # the handler has ended: drop what comes until the reader stops
+                    outcomes, size = item
+                    del item
+                    checked = outcomes()
+                    del outcomes
                     if owner is None:
                         first = next((a for a in checked if isinstance(a, Admitted)), None)
                         if first is not None:
                             self.limiter.open_stream(participant := self.participant_of(first, caller))
                             owner = participant
-                    batches.put(([self._answer_later(item, caller) for item in checked], size))
+                    batches.put((self._queue_message(checked, caller), size))
                     del checked
-            except BaseException as e:  # noqa: BLE001 - a broken client stream ends the pipeline
-                log.debug("append stream reader ended: %r", e)
-                reader_error.append(_detached(e) if isinstance(e, Exception) else e)
+            except BaseException as e:  # noqa: BLE001 - the stream ends with it, after what came before
+                log.debug("append stream admitter ended: %r", e)
+                reader_error.insert(0, _detached(e) if isinstance(e, Exception) else e)
+                done.set()
+                window.wake()
             finally:
                 if owner is not None:
                     self.limiter.close_stream(owner)
                 batches.put(None)
 
         threading.Thread(target=read, name="append-stream-read", daemon=True).start()
+        threading.Thread(target=admit, name="append-stream-admit", daemon=True).start()
         try:
             index = 0
             while True:
@@ -232,20 +318,39 @@ class Appender:
                     ) from None
                 if batch is None:
                     break
-                items, size = batch
+                (refusals, queued), size = batch
                 del batch
+                committed: Sequence[AppendResult | LedgerError] = ()
+                failed: pb.AppendError | None = None
+                if queued is not None:
+                    try:
+                        committed = queued.result()
+                    except Exception as e:  # noqa: BLE001 - the transaction failed: every record's answer
+                        failed = error_pb(e)
                 response = pb.AppendStreamResponse()
-                for item in items:
+                at = 0
+                for refusal in refusals:
                     outcome = response.outcomes.add(index=index)
-                    if isinstance(item, pb.AppendError):
-                        outcome.error.CopyFrom(item)
-                    else:
-                        try:
-                            outcome.result.CopyFrom(result_pb(item.result()))
-                        except Exception as e:  # noqa: BLE001 - every refusal is this record's answer
-                            outcome.error.CopyFrom(error_pb(e))
                     index += 1
-                del items
+                    if refusal is not None:
+                        outcome.error.CopyFrom(refusal)
+                        continue
+                    if failed is not None:
+                        outcome.error.CopyFrom(failed)
+                        continue
+                    done_one = committed[at]
+                    at += 1
+                    if isinstance(done_one, AppendResult):
+                        result = outcome.result
+                        result.seq, result.leaf_hash, result.duplicate = (
+                            done_one.seq,
+                            done_one.leaf_hash,
+                            done_one.duplicate,
+                        )
+                        result.received_at.FromNanoseconds(done_one.received_at_ns)
+                    else:
+                        outcome.error.CopyFrom(error_pb(done_one))
+                del refusals, queued, committed
                 yield response
                 window.leave(size)
         finally:
@@ -258,15 +363,25 @@ class Appender:
                 raise error
             context.abort(grpc.StatusCode.CANCELLED, f"request stream failed: {error}")
 
-    def _answer_later(self, item: Admitted | Exception, caller: Caller) -> Future[AppendResult] | pb.AppendError:
-        """A prechecked record queued to the writer (its pending commit), or its refusal as the
-        small message that will answer it. Raises Unavailable."""
-        if isinstance(item, Admitted):
-            queued = self._try_enqueue(item, caller)
-            if not isinstance(queued, Exception):
-                return queued
-            item = queued
-        return error_pb(item)
+    def _queue_message(self, checked: Checked, caller: Caller) -> _Answers:
+        """Charge a message's admitted records to their participants' rates and queue those
+        within it to the writer as one group. Returns each record's refusal as the small
+        message that will answer it (None: queued, answered by the group's commit, in order)
+        and the group's pending commit (None when nothing was queued). Raises Unavailable."""
+        refusals: list[pb.AppendError | None] = []
+        group: list[Admitted] = []
+        for item in checked:
+            if isinstance(item, Admitted):
+                try:
+                    self.limiter.take(self.participant_of(item, caller))
+                except ResourceExhausted as e:
+                    refusals.append(error_pb(e))
+                    continue
+                group.append(item)
+                refusals.append(None)
+            else:
+                refusals.append(error_pb(item))
+        return refusals, (self.ledger.enqueue_many(group) if group else None)
 
 
 class _Window:

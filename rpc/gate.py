@@ -28,6 +28,13 @@ with a reason (STREAM_IDLE, lotledger.rpc.append_stream). Methods named `long_li
 Watch, which waits for a status change by design) are counted but never cancelled; unary
 methods named `uncounted` (health Check) pass uncounted, so health answers whatever the
 caller's allowance.
+
+The gate also decodes requests without letting a bad one become INTERNAL: gRPC's own answer to
+bytes that do not parse as the method's request message is INTERNAL ("Exception deserializing
+request!"), which tells a partner's engineer nothing. Every method's deserializer is wrapped so
+that undecodable bytes arrive as a `Malformed` value, and the call ends INVALID_ARGUMENT with
+reason MALFORMED_MESSAGE: at once for a unary request; for a request stream, after the
+messages before it were handled (their answers stand), naming the message's position.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from typing import Any
 import grpc
 
 from lotledger.ledger.core import access
-from lotledger.ledger.errors import ResourceExhausted
+from lotledger.ledger.errors import InvalidRecord, ResourceExhausted
 from lotledger.rpc.limits import Limits
 from lotledger.rpc.status import abort
 
@@ -151,6 +158,38 @@ def _refusal(reason: str, who: str | None, open_now: int, limit: int) -> Resourc
     return ResourceExhausted(message, reason=reason, retry_after=RETRY_AFTER)
 
 
+@dataclass(frozen=True)
+class Malformed:
+    """Request bytes that do not parse as the method's request message (see the module doc)."""
+
+    size: int
+    error: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserializer`, returning a Malformed value instead of raising."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError, and others on odd input
+            return Malformed(len(data), str(e) or type(e).__name__)
+
+    return decode
+
+
+def _malformed(method: str, bad: Malformed, position: int | None = None) -> InvalidRecord:
+    where = f"message {position} of the request stream" if position is not None else "the request"
+    return InvalidRecord(
+        f"{method}: {where} ({bad.size} bytes) does not parse as the method's request message: {bad.error}; "
+        "send a serialized message of the type the .proto gives (lotledger/v1/ledger.proto)",
+        reason="MALFORMED_MESSAGE",
+        field="request",
+    )
+
+
 @dataclass(eq=False)
 class _Call:
     """A streaming call the watchdog keeps an eye on. `reading_since`: the handler has been
@@ -163,6 +202,7 @@ class _Call:
     reading_since: float | None = None
     sending_since: float | None = None
     cancelled: bool = False
+    malformed: InvalidRecord | None = None  # the request stream held a message that did not parse
 
 
 class _Requests(Iterator[Any]):
@@ -170,13 +210,23 @@ class _Requests(Iterator[Any]):
 
     def __init__(self, call: _Call, requests: Iterator[Any], clock: Clock) -> None:
         self._call, self._requests, self._clock = call, requests, clock
+        self._count = 0
 
     def __next__(self) -> Any:
+        """The next message; a malformed one ends the stream here (the handler sees the end of
+        the requests, and the gate ends the call INVALID_ARGUMENT once the handler is done)."""
+        if self._call.malformed is not None:
+            raise StopIteration
         self._call.reading_since = self._clock()
         try:
-            return next(self._requests)
+            request = next(self._requests)
         finally:
             self._call.reading_since = None
+        if isinstance(request, Malformed):
+            self._call.malformed = _malformed(self._call.method, request, self._count)
+            raise StopIteration
+        self._count += 1
+        return request
 
 
 class CallGate(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -229,12 +279,14 @@ class CallGate(grpc.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or (method in self._uncounted and not handler.request_streaming):
+        if handler is None:
             return handler
         kw = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
+        if method in self._uncounted and not handler.request_streaming and not handler.response_streaming:
+            return grpc.unary_unary_rpc_method_handler(self._checked(method, handler.unary_unary), **kw)
         if handler.request_streaming and handler.response_streaming:
             return grpc.stream_stream_rpc_method_handler(self._streamed(method, handler.stream_stream, True), **kw)
         if handler.request_streaming:
@@ -243,17 +295,35 @@ class CallGate(grpc.ServerInterceptor):  # type: ignore[misc]
             return grpc.unary_stream_rpc_method_handler(self._streamed(method, handler.unary_stream, False), **kw)
         return grpc.unary_unary_rpc_method_handler(self._single(method, handler.unary_unary, False), **kw)
 
+    @staticmethod
+    def _checked(
+        method: str, behavior: Callable[[Any, grpc.ServicerContext], Any]
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        """An uncounted unary handler that still refuses a malformed request as such."""
+
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            if isinstance(request, Malformed):
+                abort(context, _malformed(method, request))
+            return behavior(request, context)
+
+        return handle
+
     def _single(
         self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Any], streamed_requests: bool
     ) -> Callable[[Any, grpc.ServicerContext], Any]:
         """A handler with one response (unary-unary, or stream-unary when `streamed_requests`)."""
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            if isinstance(request, Malformed):
+                abort(context, _malformed(method, request))
             call = self._enter(method, context, stream=streamed_requests)
             try:
                 if streamed_requests:
                     request = _Requests(call, request, self._clock)
-                return behavior(request, context)
+                response = behavior(request, context)
+                if call.malformed is not None:
+                    abort(context, call.malformed)
+                return response
             finally:
                 self._leave(call, stream=streamed_requests)
 
@@ -266,6 +336,8 @@ class CallGate(grpc.ServerInterceptor):  # type: ignore[misc]
         asks for a response, on the request thread, and a call gRPC never starts takes no slot."""
 
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            if isinstance(request, Malformed):
+                abort(context, _malformed(method, request))
             call = self._enter(method, context, stream=True)
             responses: Iterator[Any] | None = None
             try:
@@ -276,6 +348,8 @@ class CallGate(grpc.ServerInterceptor):  # type: ignore[misc]
                     call.sending_since = self._clock()
                     yield response
                     call.sending_since = None
+                if call.malformed is not None:
+                    abort(context, call.malformed)
             finally:
                 close = getattr(responses, "close", None)
                 if close is not None:

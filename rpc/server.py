@@ -24,10 +24,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lotledger.ledger.log import Ledger, LedgerConfig
+from lotledger.ledger.publish import Publisher
 from lotledger.ledger.witness.submitter import WitnessSubmitter, WitnessTarget
 from lotledger.rpc.gate import CallGate
 from lotledger.rpc.limits import Limits
 from lotledger.rpc.servicer import LedgerServicer
+from lotledger.rpc.workers import PrecheckPool
 from lotledger.signing.errors import InvalidKey, KeyFileError
 from lotledger.signing.keys import SigningKey, read_private_file
 from lotledger.trace.live import LiveIndex
@@ -111,6 +113,7 @@ class LedgerServer:
         tls: ServerTls | None = None,
         log_key_passphrase: bytes | None = None,
         limits: Limits | None = None,
+        publish: str | Path | None = None,
     ):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.data_dir = Path(data_dir)
@@ -120,8 +123,12 @@ class LedgerServer:
         config = replace(config or LedgerConfig(), max_skew=limits.max_future_skew, max_age=limits.max_age)
         self.ledger = Ledger(self.data_dir, log_key, config)
         self.verify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        # Large AppendStream messages are prechecked in worker processes, started when first needed.
+        self.precheck_workers = PrecheckPool(os.cpu_count() or 2)
         self.live = LiveIndex(self.ledger, snapshots=SnapshotStore(self.data_dir / "index"))
         self.witnessing = WitnessSubmitter(self.ledger, witnesses)
+        # `publish`: keep a C2SP tlog-tiles copy in that directory (ledger/publish.py), repaired at start.
+        self.publisher = Publisher(self.ledger, Path(publish)) if publish is not None else None
         # Every call of every service passes the gate first (lotledger.rpc.gate): counted per
         # caller and in total from the moment it opens; silent or stuck streams are ended.
         self.gate = CallGate(limits, long_lived=[HEALTH_WATCH], uncounted=[HEALTH_CHECK])
@@ -136,7 +143,7 @@ class LedgerServer:
             maximum_concurrent_rpcs=limits.transport_max_concurrent_rpcs,
         )
         self.servicer = servicer = LedgerServicer(
-            self.ledger, self.verify_pool, self.live, limits, mtls=tls is not None
+            self.ledger, self.verify_pool, self.live, limits, mtls=tls is not None, workers=self.precheck_workers
         )
         pb_grpc.add_LedgerServiceServicer_to_server(servicer, self.server)  # type: ignore[no-untyped-call]
         self.health = health.HealthServicer()
@@ -178,6 +185,15 @@ class LedgerServer:
         return port
 
     def start(self) -> LedgerServer:
+        """Raises RequestError (and closes the ledger) when the --publish directory is refused."""
+        if self.publisher is not None:
+            try:
+                self.publisher.start()  # repairs DIR first: refused before anything is served
+            except BaseException:
+                self.gate.close()
+                self.live.close()
+                self.ledger.close()
+                raise
         self.server.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -196,9 +212,12 @@ class LedgerServer:
             log.warning("gRPC did not report its shutdown within %.1f s; closing the ledger anyway", grace + 5.0)
         self.gate.close()
         self.witnessing.stop()
+        if self.publisher is not None:
+            self.publisher.stop()  # after the last call: publishes the last checkpoint
         self.live.close()  # its final snapshot reads the ledger, so before the ledger closes
         self.ledger.close()
         self.verify_pool.shutdown(wait=False)
+        self.precheck_workers.close()
 
     def wait(self) -> None:
         self.server.wait_for_termination()

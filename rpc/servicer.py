@@ -27,6 +27,7 @@ from lotledger.ledger.log import Ledger
 from lotledger.rpc.append_stream import Appender, result_pb
 from lotledger.rpc.limits import Limits
 from lotledger.rpc.status import maps_errors, maps_stream_errors
+from lotledger.rpc.workers import PrecheckPool
 from lotledger.trace.live import LiveIndex
 from lotledger.trace.service import Direction, TraceService
 from lotledger.v1 import ledger_service_pb2 as pb
@@ -61,7 +62,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     """`mtls`: the server requires client certificates, so every call is checked against the
     identity its certificate names (lotledger.ledger.core.access); without it, as on the plaintext
     loopback demo, every caller may read everything and only signatures authorize writes.
-    `limits`: message sizes, rates and stream bounds (lotledger.rpc.limits)."""
+    `limits`: message sizes, rates and stream bounds (lotledger.rpc.limits). `workers`: the
+    processes that precheck large AppendStream messages (lotledger.rpc.workers); without them
+    the verify pool's threads do."""
 
     def __init__(
         self,
@@ -71,12 +74,13 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         limits: Limits | None = None,
         *,
         mtls: bool = False,
+        workers: PrecheckPool | None = None,
     ) -> None:
         self.ledger = ledger
         self.live = live
         self.mtls = mtls
         self.limits = limits or Limits()
-        self.appender = Appender(ledger, verify_pool, self.limits)
+        self.appender = Appender(ledger, verify_pool, self.limits, workers)
         self.limiter = self.appender.limiter
         self.traces = TraceService(live)
 

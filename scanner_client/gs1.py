@@ -57,7 +57,7 @@ class ParsedScan:
 
 # A variable-length field that ends in a date AI followed by a valid YYMMDD most likely ran
 # into the next element string because the separator was lost.
-_SWALLOWED_DATE = re.compile(r"(1[1-7])(\d{2})(0[1-9]|1[0-2])(\d{2})$")
+_SWALLOWED_DATE = re.compile(r"(1[1-7])(\d{2})(0[1-9]|1[0-2])(\d{2})$", re.ASCII)
 _DATE_AIS = {"11": "production date", "13": "packaging date", "15": "best before", "16": "sell by", "17": "expiry"}
 
 

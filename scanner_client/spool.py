@@ -10,6 +10,11 @@ duplicate of the same record id: exactly once in the log.
 
 Record ids are `scan/<device>/<spool epoch>/<n>`: the epoch (random, made with the spool)
 keeps a re-created spool from reusing an id for a different scan.
+
+Refusals come from two places and are kept apart, because they ask for different fixes: the
+station's own (a line that is not a scan it can read: bad check digit, unknown AI; never signed,
+never numbered: rescan the label) and the server's (a signed scan the ledger said no to, e.g. an
+unregistered device key: fix the cause, then `retry`). Both are kept with their reasons.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import lmdb
@@ -37,6 +43,17 @@ class Refused:
     message: str
 
 
+@dataclass(frozen=True)
+class RefusedAtStation:
+    """A line the station could not read as a scan (or an image without a barcode)."""
+
+    number: int  # in the order refused, its own count (such a line takes no scan number)
+    line: str
+    reason: str
+    message: str
+    at: str  # ISO 8601 UTC
+
+
 class Spool:
     FILE = "spool.lmdb"
 
@@ -49,6 +66,7 @@ class Spool:
         self._pending = self.env.open_db(b"pending")
         self._refused = self.env.open_db(b"refused")
         self._meta = self.env.open_db(b"meta")
+        self._station = self.env.open_db(b"station_refused")
         self.added = threading.Event()  # set whenever a scan is spooled
         with self.env.begin(write=True) as txn:
             if txn.get(b"epoch", db=self._meta) is None:
@@ -101,14 +119,42 @@ class Spool:
                 kept = {"record_id": record_id, "reason": reason, "message": message, "signed": raw.hex()}
                 txn.put(_u64(number), json.dumps(kept).encode(), db=self._refused)
 
+    def refuse_at_station(self, line: str, reason: str, message: str) -> None:
+        """Keep a line the station refused (durably, like a scan), so that `status` can say how
+        many and which, long after the terminal that showed it scrolled away."""
+        at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        with self.env.begin(write=True) as txn:
+            n = self._counter(txn, b"station_refused")
+            kept = {"line": line[:1000], "reason": reason, "message": message, "at": at}
+            if not txn.put(_u64(n), json.dumps(kept).encode(), db=self._station, overwrite=False):
+                raise RuntimeError(f"station refusal #{n} is already kept")
+            txn.put(b"station_refused", _u64(n + 1), db=self._meta)
+
     def counts(self) -> dict[str, int]:
+        """`refused` counts the server's refusals still kept aside (`retry` puts them back in
+        line); `refused_at_station` every line the station refused."""
         with self.env.begin() as txn:
             return {
                 "spooled": txn.stat(self._pending)["entries"],
                 "sent": self._counter(txn, b"sent"),
                 "refused": txn.stat(self._refused)["entries"],
+                "refused_at_station": self._counter(txn, b"station_refused"),
                 "taken": self._counter(txn, b"next"),
             }
+
+    def refused_at_station(self, last: int = 20) -> list[RefusedAtStation]:
+        """The `last` lines the station refused, oldest first."""
+        with self.env.begin(buffers=False) as txn:
+            start = max(self._counter(txn, b"station_refused") - last, 0)
+            cursor = txn.cursor(db=self._station)
+            out = []
+            if cursor.set_range(_u64(start)):
+                for k, v in cursor:
+                    d = json.loads(v)
+                    out.append(
+                        RefusedAtStation(int.from_bytes(k, "big"), d["line"], d["reason"], d["message"], d["at"])
+                    )
+            return out
 
     def refused(self) -> list[Refused]:
         with self.env.begin(buffers=False) as txn:

@@ -218,7 +218,13 @@ class VerifyKey:
             data = Path(path).read_bytes()
         except OSError as e:
             raise KeyFileError(f"cannot read public key {os.fspath(path)}: {e.strerror or e}") from e
-        return cls.from_pem(data)
+        try:
+            return cls.from_pem(data)
+        except InvalidKey as e:
+            # Name the file and the kind expected: the caller may have several key files at hand.
+            raise InvalidKey(
+                f"{os.fspath(path)}: expected an Ed25519 public key (PEM, the .pub file beside a private key): {e}"
+            ) from e
 
     def save(self, path: _PathLike) -> None:
         """Write to_pem() to `path` atomically, mode 0644 (public keys are meant to be shared).
@@ -331,7 +337,12 @@ class SigningKey:
         Raises KeyFileError (missing, unreadable, not a regular file, or mode not 0600/0400; the
         message names the file and says to run chmod 600) or InvalidKey (see from_pem).
         """
-        return cls.from_pem(read_private_file(path), passphrase)
+        data = read_private_file(path)
+        try:
+            return cls.from_pem(data, passphrase)
+        except InvalidKey as e:
+            # Name the file and the kind expected: the caller may have several key files at hand.
+            raise InvalidKey(f"{os.fspath(path)}: expected an Ed25519 private key (PEM PKCS8): {e}") from e
 
     def save(self, path: _PathLike, passphrase: bytes | None = None) -> None:
         """Write to_pem(passphrase) to `path`: created 0600, fsynced, then renamed over `path`,

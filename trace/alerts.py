@@ -10,13 +10,13 @@ or to compare a receipt with its shipment.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.core.validation import lot_key, timestamp_to_datetime
-from lotledger.trace.effects import CONSUME, QC_NAMES, QC_NONE, QC_PASS, SHIP, SHIPMENT, Effect, nano
+from lotledger.trace.effects import CONSUME, QC_NAMES, QC_NONE, QC_PASS, SHIP, SHIPMENT, Effect, nano, shipment_label
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.queries import quantity
 from lotledger.trace.records import in_force
@@ -77,7 +77,9 @@ def _ship_checks(
                 )
             )
         if expiry := _expired(index, node, day):
-            out.append(Alert(seq, rid, "EXPIRED_USE", key, f"{key} shipped on {day} after its expiry {expiry}"))
+            out.append(
+                Alert(seq, rid, "EXPIRED_USE", key, f"{key} shipped in {shipment} on {day} after its expiry {expiry}")
+            )
         if node is not None and (recall_id := index.recalled.get(node)):
             out.append(
                 Alert(seq, rid, "SHIPPED_UNDER_RECALL", key, f"{key} shipped in {shipment} under recall {recall_id}")
@@ -143,7 +145,7 @@ def _totals(items: Iterable[records_pb2.LotQuantity]) -> dict[tuple[str, str], i
 
 def _receipt(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     r = record.receipt
-    node = index.nodes.get(SHIPMENT + r.shipment_id)
+    node = index.nodes.get(shipment_label(r.shipment_owner, r.shipment_id, index.scoped))
     if node is None or index.shipment_seq[node] < 0:
         return [
             Alert(
@@ -151,7 +153,9 @@ def _receipt(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Al
                 record.record_id,
                 "RECEIPT_WITHOUT_SHIPMENT",
                 "",
-                f"receipt of {r.shipment_id!r}, which no shipment record names",
+                f"receipt of {r.shipment_id!r}"
+                + (f" from {r.shipment_owner!r}" if r.shipment_owner else "")
+                + ", which no shipment record names",
             )
         ]
     sent = _totals(index.records.record(index.shipment_seq[node]).shipment.lots)
@@ -180,6 +184,8 @@ def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: li
     kind = record.WhichOneof("body")
     if kind == "scan":
         used = dict.fromkeys((e.holder, e.label, e.unit) for e in effs if e.delta < 0)
+        meaning = records_pb2.ScanMeaning.Name(record.scan.meaning).removeprefix("SCAN_MEANING_").lower()
+        how = f"by a {meaning} scan at {record.scan.location}"
     elif kind in ("shipment", "production_run"):
         holder, items = (
             (record.shipment.from_participant, record.shipment.lots)
@@ -187,6 +193,11 @@ def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: li
             else (record.submitter, record.production_run.inputs)
         )
         used = dict.fromkeys((holder, lot_key(i.lot), i.quantity.unit) for i in items)
+        how = (
+            f"in shipment {record.shipment.shipment_id}"
+            if kind == "shipment"
+            else f"in run {record.production_run.run_id}"
+        )
     else:
         return []
     out = []
@@ -199,7 +210,7 @@ def _over_used(index: TraceIndex, seq: int, record: records_pb2.Record, effs: li
                     record.record_id,
                     "OVER_USED",
                     key,
-                    f"{holder} has used or shipped {quantity(-remaining)} {unit} more of {key} than it took in",
+                    f"{holder} has used or shipped {quantity(-remaining)} {unit} more of {key} than it took in ({how})",
                 )
             )
     return out
@@ -219,6 +230,17 @@ def _kde(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]
 
 def apply_and_check(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     """Apply a committed record to the index and return the irregularities it shows."""
+    return [_signed_off(a) for a in _check(index, seq, record)]
+
+
+def _signed_off(a: Alert) -> Alert:
+    """Every message ends naming the entry and record it is about, so that a line read alone
+    (in a mail, a log, a terminal) says which record to open: two expired shipments of one lot
+    would otherwise read word for word alike."""
+    return replace(a, message=f"{a.message} [entry {a.seq}, record {a.record_id}]")
+
+
+def _check(index: TraceIndex, seq: int, record: records_pb2.Record) -> list[Alert]:
     kind = record.WhichOneof("body") or ""
     if kind == "scan":
         # What a scan means depends on the index before it, so its effects come back from

@@ -17,7 +17,8 @@ Scans (issue 4) mean, at the station where they were made:
 |         | (an edge lot -> run's lot); with none, the   |                                                 |
 |         | consumption is kept as a fact on the lot     |                                                 |
 | ship    | the lot left in a shipment of its own,       | the pallet left: shipment `sscc/<sscc>` of      |
-|         | `shipment:<scan record id>`                  | every lot packed on it                          |
+|         | `shipment:<scan record id>` (rules 3:        | every lot packed on it                          |
+|         | `shipment:<submitter>/<scan record id>`)     |                                                 |
 
 - What is packed on an SSCC comes from the `Aggregation` records before the scan (ADD and
   DELETE, nested SSCCs included). An SSCC whose contents the ledger does not know falls back
@@ -47,6 +48,15 @@ from lotledger.v1 import records_pb2
 
 SHIPMENT = "shipment:"
 SSCC_SHIPMENT = SHIPMENT + "sscc/"
+
+
+def shipment_label(owner: str, shipment_id: str, scoped: bool) -> str:
+    """The node of a shipment: `shipment:<id>` in a log under rules 1 and 2, where a shipment
+    id was one name for everyone; `shipment:<owner>/<id>` under rules 3, where each sender
+    names its own shipments (ledger/core/rules.py). A participant id holds no `/` and `sscc`
+    is reserved, so no label is two shipments'."""
+    return f"{SHIPMENT}{owner}/{shipment_id}" if scoped else SHIPMENT + shipment_id
+
 
 QC_NONE, QC_PASS, QC_FAIL, QC_HOLD = 0, 1, 2, 3
 QC_CODES = {
@@ -113,9 +123,11 @@ def _items(
     return out
 
 
-def effects(record: records_pb2.Record, seq: int = -1, ctx: ScanContext | None = None) -> list[Effect]:
+def effects(
+    record: records_pb2.Record, seq: int = -1, ctx: ScanContext | None = None, *, scoped: bool = False
+) -> list[Effect]:
     """Per-node effects of a record in force (at `seq`, for scans that depend on what came
-    before it)."""
+    before it), in a log that names shipments by owner and id if `scoped` (rules 3)."""
     kind = record.WhichOneof("body")
     if kind == "production_run":
         run = record.production_run
@@ -123,7 +135,7 @@ def effects(record: records_pb2.Record, seq: int = -1, ctx: ScanContext | None =
         return _items(run.outputs, "out", who, 1, run.expiry_date, where) + _items(run.inputs, "in", who, -1, "", where)
     if kind == "shipment":
         s = record.shipment
-        ship = Effect(SHIPMENT + s.shipment_id, "shipment")
+        ship = Effect(shipment_label(s.from_participant, s.shipment_id, scoped), "shipment")
         return [ship, *_items(s.lots, "shipped", s.from_participant, -1, "", s.from_location)]
     if kind == "material_received":
         m = record.material_received
@@ -137,11 +149,11 @@ def effects(record: records_pb2.Record, seq: int = -1, ctx: ScanContext | None =
     if kind == "receipt":
         r = record.receipt
         return [
-            Effect(SHIPMENT + r.shipment_id, "delivery"),
+            Effect(shipment_label(r.shipment_owner, r.shipment_id, scoped), "delivery"),
             *_items(r.lots, "arrived", r.participant, 1, "", r.location),
         ]
     if kind == "scan":
-        return scan_effects(record, seq, ctx)
+        return scan_effects(record, seq, ctx, scoped=scoped)
     return []
 
 
@@ -154,8 +166,11 @@ def scan_quantity(gs1: records_pb2.Gs1Fields) -> tuple[str, int]:
     return "", 0
 
 
-def scan_effects(record: records_pb2.Record, seq: int, ctx: ScanContext | None) -> list[Effect]:
-    """The table in this module's docstring, as code."""
+def scan_effects(
+    record: records_pb2.Record, seq: int, ctx: ScanContext | None, *, scoped: bool = False
+) -> list[Effect]:
+    """The table in this module's docstring, as code (a ship scan of a lot names its shipment
+    by its submitter and record id if `scoped`)."""
     s = record.scan
     g = s.gs1
     holder = (ctx.owner(s.location) if ctx is not None else "") or record.submitter
@@ -168,7 +183,8 @@ def scan_effects(record: records_pb2.Record, seq: int, ctx: ScanContext | None) 
         packed = {(lot_key(records_pb2.LotId(gtin=g.gtin, lot=g.lot)), unit): amount}
     meaning = s.meaning
     if meaning == SHIP:
-        ship = Effect(SSCC_SHIPMENT + g.sscc if g.sscc else SHIPMENT + record.record_id, "shipment")
+        label = SSCC_SHIPMENT + g.sscc if g.sscc else shipment_label(record.submitter, record.record_id, scoped)
+        ship = Effect(label, "shipment")
         return [ship, *(Effect(k, "shipped", holder, u, -n, "", 0, where) for (k, u), n in packed.items())]
     if meaning == RECEIVE:
         lots = [Effect(k, "received", holder, u, n, g.expiry_date, 0, where) for (k, u), n in packed.items()]

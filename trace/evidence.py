@@ -69,6 +69,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.core.admission import Seen, admit, precheck
 from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.rules import of_genesis, scoped_shipments
 from lotledger.ledger.core.validation import lot_key, timestamp_to_datetime
 from lotledger.ledger.errors import LedgerError, ProofError, VerificationFailed
 from lotledger.ledger.tlog.merkle import leaf_hash
@@ -76,7 +77,18 @@ from lotledger.ledger.tlog.proof import format_proof, parse_proof, verify_proof
 from lotledger.ledger.verify.verifier import check_cosignatures, open_signed_checkpoint
 from lotledger.signing.cosignature import CosignatureVerifier
 from lotledger.signing.note import Checkpoint, NoteVerifier
-from lotledger.trace.effects import CONSUME, PRODUCE, QC_CODES, QC_NAMES, RECEIVE, SHIP, SHIPMENT, effects, scan_effects
+from lotledger.trace.effects import (
+    CONSUME,
+    PRODUCE,
+    QC_CODES,
+    QC_NAMES,
+    RECEIVE,
+    SHIP,
+    SHIPMENT,
+    effects,
+    scan_effects,
+    shipment_label,
+)
 from lotledger.trace.queries import quantity
 from lotledger.trace.records import in_force
 from lotledger.v1 import records_pb2, trace_pb2
@@ -85,7 +97,7 @@ _M = TypeVar("_M", bound=Message)
 
 FORMAT = "lotledger-evidence/1"
 RUN_AT = "run in progress at "  # a consume scan's target: the lot last produced at its location
-_ENTRY_IN_TEXT = re.compile(r"entry (\d+)\)$")
+_ENTRY_IN_TEXT = re.compile(r"entry (\d+)\)$", re.ASCII)
 _MEMBERS = {"format", "query", "report", "downstream", "checkpoint", "entries"}
 
 
@@ -217,7 +229,9 @@ def dumps(doc: Mapping[str, Any]) -> bytes:
 # ---- what the index makes of a record ---------------------------------------------------------------
 
 
-def record_edges(record: records_pb2.Record, seq: int) -> dict[tuple[str, str], dict[str, int]]:
+def record_edges(
+    record: records_pb2.Record, seq: int, *, scoped: bool = False
+) -> dict[tuple[str, str], dict[str, int]]:
     """The edges the trace index links for the record in force at `seq`: (source, target) ->
     unit -> billionths that flowed, as TraceIndex._apply links them and trace/queries.py reads
     their quantities (per source lot and unit; several outputs share the input's amount). A
@@ -232,14 +246,14 @@ def record_edges(record: records_pb2.Record, seq: int) -> dict[tuple[str, str], 
 
     kind = record.WhichOneof("body")
     if kind == "production_run":
-        effs = effects(record, seq)
+        effs = effects(record, seq, scoped=scoped)
         made = list(dict.fromkeys(e.label for e in effs if e.role == "out"))
         for e in effs:
             if e.role == "in":
                 for target in made:
                     add(e.label, target, e.unit, -e.delta)
     elif kind == "shipment":
-        ship, *lots = effects(record, seq)
+        ship, *lots = effects(record, seq, scoped=scoped)
         for e in lots:
             add(e.label, ship.label, e.unit, -e.delta)
     elif kind == "scan":
@@ -250,7 +264,7 @@ def record_edges(record: records_pb2.Record, seq: int) -> dict[tuple[str, str], 
                 "which evidence files do not carry",
                 "UNSUPPORTED_EVIDENCE",
             )
-        effs = scan_effects(record, seq, None)
+        effs = scan_effects(record, seq, None, scoped=scoped)
         if s.meaning == SHIP:
             for e in effs[1:]:
                 add(e.label, effs[0].label, e.unit, -e.delta)
@@ -471,6 +485,9 @@ class _ReportCheck:
 
     def __init__(self, records: Mapping[int, _Record]):
         self.records = records
+        genesis = records.get(0)
+        stated = genesis.body.participant_registered.rules_version if genesis is not None else 0
+        self.scoped = scoped_shipments(of_genesis(stated))  # shipments named by owner and id
         self._edges: dict[int, dict[tuple[str, str], dict[str, int]]] = {}
 
     def record(self, seq: int, what: str) -> _Record:
@@ -483,7 +500,7 @@ class _ReportCheck:
         if seq not in self._edges:
             body = self.record(seq, what).body
             try:
-                self._edges[seq] = record_edges(body, seq)
+                self._edges[seq] = record_edges(body, seq, scoped=self.scoped)
             except VerificationFailed as e:
                 raise _bad(f"{what}: {e.message}", e.reason) from e
         return self._edges[seq]
@@ -639,7 +656,7 @@ class _ReportCheck:
         if kind == "shipment":
             ship = body.shipment
             expected = trace_pb2.ShipmentView(
-                shipment_id=ship.shipment_id,
+                shipment_id=shipment_label(ship.from_participant, ship.shipment_id, self.scoped)[len(SHIPMENT) :],
                 from_participant=ship.from_participant,
                 to_participant=ship.to_participant,
                 to_location=ship.to_location,
@@ -649,7 +666,7 @@ class _ReportCheck:
         elif kind == "scan" and body.scan.meaning == SHIP:
             sc = body.scan
             expected = trace_pb2.ShipmentView(
-                shipment_id=body.record_id,
+                shipment_id=shipment_label(body.submitter, body.record_id, self.scoped)[len(SHIPMENT) :],
                 from_participant=body.submitter,  # else the location's owner: see the module docstring
                 shipped_at=_when(sc.scanned_at),
             )
@@ -672,13 +689,19 @@ class _ReportCheck:
             state = "received but names no receipt" if s.received else "not received but names receipts"
             raise _bad(f"{what}: shown as {state}", "BAD_REPORT")
         for seq in s.receipt_seqs:
-            self._receipt(s.shipment_id, seq)
+            self._receipt(s.shipment_id, seq, s.to_participant)
 
-    def _receipt(self, shipment_id: str, seq: int) -> None:
+    def _receipt(self, shipment_id: str, seq: int, consignee: str) -> None:
+        """A receipt the report lists names this shipment and is the consignee's (a receipt by
+        anyone else delivers nothing: trace/index.py `deliveries`)."""
         what = f"shipment {shipment_id}: receipt (entry {seq})"
         body = self.record(seq, what).body
-        if body.WhichOneof("body") == "receipt" and body.receipt.shipment_id == shipment_id:
-            return
+        if body.WhichOneof("body") == "receipt":
+            r = body.receipt
+            if consignee and r.participant != consignee:
+                raise _bad(f"{what}: received by {r.participant!r}, not by the consignee {consignee!r}", "BAD_REPORT")
+            if shipment_label(r.shipment_owner, r.shipment_id, self.scoped) == SHIPMENT + shipment_id:
+                return
         if body.WhichOneof("body") == "scan" and body.scan.meaning == RECEIVE and body.scan.gs1.sscc:
             raise _bad(f"{what}: a receive scan of SSCC {body.scan.gs1.sscc} (not carried yet)", "UNSUPPORTED_EVIDENCE")
         raise _bad(f"{what}: entry {seq} is not a receipt of this shipment", "BAD_REPORT")

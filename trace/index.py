@@ -6,14 +6,17 @@ way product flows: input lot -> output lot (a production run consumed it) and lo
 are kept in flat arrays by edge index, so that a query turns the edge indices rustworkx hands
 it into edges without a Python object per edge, and the graph holds no int object per edge.
 Participants are not
-nodes: suppliers and consignees are read from the records, so a traversal can never leak from
-one participant's lots into another's through the participant.
+nodes, so a traversal can never leak from one participant's lots into another's through the
+participant.
 
 Why it holds so little: at a million lots, Python objects per lot cost gigabytes and more
 than a minute to rebuild. The index keeps the topology, the seqs behind it, and in flat
 arrays indexed by node the few facts every append's alert rules need (latest QC result,
-expiry day, running balance per holder). Quantities, suppliers, QC sign-offs and documents
-stay in the entries and are read through `records` when a query needs them.
+expiry day, running balance per holder). A recall of ten thousand lots once spent most of a
+second decoding every record behind them, so the index also keeps what a recall shows: each
+lot's mass balance sums (`Holdings`) and each shipment's sender, consignee, time and
+documents (`Consignments`), in flat arrays too. Quantities per lot, suppliers, QC sign-offs
+and the rest stay in the entries and are read through `records` when a query needs them.
 
 `apply(seq, record)` takes committed records in log order. Nodes are never removed, so node
 indices are dense and stable (the arrays and snapshots rely on it). A correction takes out
@@ -25,82 +28,196 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
 import rustworkx as rx
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.ledger.core.validation import lot_key
+from lotledger.ledger.core.rules import of_genesis, scoped_shipments
+from lotledger.ledger.core.validation import lot_key, timestamp_to_datetime
+from lotledger.ledger.errors import InvalidRecord, NotFound
 from lotledger.trace.csr import Adjacency
 from lotledger.trace.effects import CONSUME, QC_NONE, SHIP, SHIPMENT, Effect, effects, event_time, nano
 from lotledger.trace.records import Records, in_force
 from lotledger.v1 import records_pb2
 
 _INT64 = (-(2**63), 2**63 - 1)
+NO_TIME = _INT64[0]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 class Holdings:
-    """Running balance per (lot node, holder, unit), in billionths, for the OVER_USED rule.
+    """What each holder of a lot took in, consumed and shipped, per (holder, unit, location),
+    in billionths, kept as records are applied: a recall's mass balances and the OVER_USED
+    rule's running balance read these sums instead of decoding every record behind a lot.
 
-    Nearly every lot has one holder in one unit, so that pair lives in two flat arrays; any
-    other pair (a distributor's share after a receipt) and any sum too large for 64 bits
-    lives in a dict."""
+    A lot's sums are rows in flat arrays, linked from `head` (one row per (holder, unit,
+    location) the lot ever moved in: one or two for nearly every lot), so a million lots hold
+    no Python object each. A sum too large for 64 bits moves its row's three sums to `big`.
 
-    _FREE, _MOVED = -1, -2
+    The rows count exactly the effects of the records behind the lot (`TraceIndex.seqs`), as
+    the recall's mass balance always has; `unlinked` keeps the rare effect whose record gave
+    the lot no edge or fact (a run with inputs and no outputs), which the running balance of
+    the OVER_USED rule counts and the mass balance never did."""
 
     def __init__(self) -> None:
-        self.names: list[tuple[str, str]] = []  # pair id -> (holder, unit)
-        self._ids: dict[tuple[str, str], int] = {}
-        self.pair = array("i")  # node -> pair id held in `amount`, or _FREE / _MOVED
-        self.amount = array("q")
-        self.other: dict[int, dict[int, int]] = {}  # node -> pair id -> amount
+        self.keys: list[tuple[str, str, str]] = []  # key id -> (holder, unit, location)
+        self._ids: dict[tuple[str, str, str], int] = {}
+        self.head = array("i")  # node -> its first row, -1: none
+        self.key = array("i")  # per row: its key id
+        self.next = array("i")  # ... the node's next row, -1: none
+        self.received = array("q")  # ... billionths taken in (produced, received, arrived)
+        self.consumed = array("q")  # ... used by runs and consume scans
+        self.shipped = array("q")  # ... shipped
+        self.big: dict[int, list[int]] = {}  # row -> [received, consumed, shipped] beyond 64 bits
+        self.unlinked: dict[int, dict[tuple[str, str], int]] = {}  # node -> (holder, unit) -> billionths
 
     def grow(self) -> None:
-        self.pair.append(self._FREE)
-        self.amount.append(0)
+        self.head.append(-1)
 
-    def pair_id(self, holder: str, unit: str) -> int:
-        key = (holder, unit)
+    def key_id(self, holder: str, unit: str, location: str) -> int:
+        key = (holder, unit, location)
         found = self._ids.get(key)
         if found is None:
-            found = self._ids[key] = len(self.names)
-            self.names.append(key)
+            found = self._ids[key] = len(self.keys)
+            self.keys.append(key)
         return found
 
-    def add(self, node: int, holder: str, unit: str, delta: int) -> int:
-        """Add `delta` and return the new balance."""
-        pid = self.pair_id(holder, unit)
-        if self.pair[node] == self._FREE:
-            self.pair[node] = pid
-        if self.pair[node] == pid:
-            value = self.amount[node] + delta
-            if _INT64[0] <= value <= _INT64[1]:
-                self.amount[node] = value
-                return value
-            self.pair[node], self.amount[node] = self._MOVED, 0
-            self.other.setdefault(node, {})[pid] = value
-            return value
-        held = self.other.setdefault(node, {})
-        held[pid] = value = held.get(pid, 0) + delta
-        return value
+    def rows(self, node: int) -> Iterator[int]:
+        row = self.head[node]
+        nxt = self.next
+        while row >= 0:
+            yield row
+            row = nxt[row]
+
+    def sums(self, row: int) -> tuple[int, int, int]:
+        """(received, consumed, shipped) of a row."""
+        if self.big and (found := self.big.get(row)) is not None:
+            return found[0], found[1], found[2]
+        return self.received[row], self.consumed[row], self.shipped[row]
+
+    def add(self, node: int, e: Effect, linked: bool = True) -> None:
+        """Count one effect (its delta is not zero) on `node`. `linked`: its record is one
+        of the node's seqs."""
+        if not linked:
+            held = self.unlinked.setdefault(node, {})
+            held[(e.holder, e.unit)] = held.get((e.holder, e.unit), 0) + e.delta
+            return
+        kid = self.key_id(e.holder, e.unit, e.location)
+        row = self.head[node]
+        while row >= 0 and self.key[row] != kid:
+            row = self.next[row]
+        if row < 0:
+            row = len(self.key)
+            self.key.append(kid)
+            self.next.append(self.head[node])
+            self.head[node] = row
+            for column in (self.received, self.consumed, self.shipped):
+                column.append(0)
+        column = self.received if e.delta > 0 else self.consumed if e.role == "in" else self.shipped
+        at = 0 if e.delta > 0 else 1 if e.role == "in" else 2
+        found = self.big.get(row) if self.big else None
+        if found is None:
+            value = column[row] + abs(e.delta)
+            if value <= _INT64[1]:
+                column[row] = value
+                return
+            found = self.big[row] = [self.received[row], self.consumed[row], self.shipped[row]]
+            self.received[row] = self.consumed[row] = self.shipped[row] = 0
+        found[at] += abs(e.delta)
 
     def get(self, node: int, holder: str, unit: str) -> int:
-        pid = self._ids.get((holder, unit))
-        if pid is None:
-            return 0
-        if self.pair[node] == pid:
-            return self.amount[node]
-        return self.other.get(node, {}).get(pid, 0)
+        """The running balance of (holder, unit) in a lot (the OVER_USED rule's)."""
+        total = self.unlinked.get(node, {}).get((holder, unit), 0) if self.unlinked else 0
+        for row in self.rows(node):
+            h, u, _ = self.keys[self.key[row]]
+            if h == holder and u == unit:
+                received, consumed, shipped = self.sums(row)
+                total += received - consumed - shipped
+        return total
 
     def reset(self, node: int) -> None:
-        self.pair[node], self.amount[node] = self._FREE, 0
-        self.other.pop(node, None)
+        """Forget a node's sums (its rows stay in the arrays, unreachable)."""
+        self.head[node] = -1
+        self.unlinked.pop(node, None)
 
-    def restore_names(self, names: Iterable[tuple[str, str]]) -> None:
-        self.names = [(h, u) for h, u in names]
-        self._ids = {name: i for i, name in enumerate(self.names)}
+    def restore_keys(self, keys: Iterable[Sequence[str]]) -> None:
+        self.keys = [(h, u, loc) for h, u, loc in keys]
+        self._ids = {key: i for i, key in enumerate(self.keys)}
+
+
+class Consignments:
+    """Per shipment node, what a recall's list of consignments shows of the record behind it
+    (sender, consignee, where to, when, documents), kept as records are applied, so that a
+    recall of thousands of shipments reads no record. A row describes the record at the
+    node's `shipment_seq`; `exact` 0 says the record must be read instead (a time or a
+    document the columns cannot hold)."""
+
+    def __init__(self) -> None:
+        self.strings: list[str] = [""]  # participants and locations, interned
+        self._ids: dict[str, int] = {"": 0}
+        self.row = array("i")  # node -> its row, -1: none
+        self.sender = array("i")  # per row: string ids
+        self.consignee = array("i")
+        self.to_location = array("i")
+        self.at = array("q")  # shipped_at in microseconds since the epoch, NO_TIME: none
+        self.docs_at = array("q")  # its documents: "\x1e"-joined UTF-8 in `docs`, from here
+        self.docs_len = array("i")  # ... this many bytes
+        self.exact = bytearray()
+        self.docs = bytearray()
+
+    def grow(self) -> None:
+        self.row.append(-1)
+
+    def string_id(self, value: str) -> int:
+        found = self._ids.get(value)
+        if found is None:
+            found = self._ids[value] = len(self.strings)
+            self.strings.append(value)
+        return found
+
+    def put(self, node: int, sender: str, consignee: str, to_location: str, at: Timestamp, docs: Sequence[str]) -> None:
+        row = self.row[node]
+        if row < 0:
+            row = self.row[node] = len(self.sender)
+            for column in (self.sender, self.consignee, self.to_location, self.docs_len):
+                column.append(0)
+            self.at.append(NO_TIME)
+            self.docs_at.append(0)
+            self.exact.append(0)
+        self.sender[row], self.consignee[row] = self.string_id(sender), self.string_id(consignee)
+        self.to_location[row] = self.string_id(to_location)
+        exact = all("\x1e" not in d for d in docs)
+        if at.seconds or at.nanos:
+            try:
+                self.at[row] = (timestamp_to_datetime(at) - EPOCH) // MICROSECOND
+            except InvalidRecord:  # (committed records hold valid times)
+                exact = False
+        else:
+            self.at[row] = NO_TIME
+        blob = "\x1e".join(docs).encode()
+        self.docs_at[row], self.docs_len[row] = len(self.docs), len(blob)
+        self.docs += blob
+        self.exact[row] = exact
+
+    def clear(self, node: int) -> None:
+        self.row[node] = -1
+
+    def restore_strings(self, strings: Iterable[str]) -> None:
+        self.strings = list(strings)
+        self._ids = {value: i for i, value in enumerate(self.strings)}
+
+    def when(self, row: int) -> datetime | None:
+        at = self.at[row]
+        return None if at == NO_TIME else EPOCH + timedelta(0, 0, at)
+
+    def documents(self, row: int) -> tuple[str, ...]:
+        start, n = self.docs_at[row], self.docs_len[row]
+        return tuple(self.docs[start : start + n].decode().split("\x1e")) if n else ()
 
 
 class TraceIndex:
@@ -117,6 +234,8 @@ class TraceIndex:
         self.expiry = array("i")  # expiry date as a proleptic ordinal, 0 = none
         self.shipment_seq = array("q")  # for shipment nodes: the shipment record's entry
         self.holdings = Holdings()
+        self.consignments = Consignments()
+        self.scanned = bytearray()  # 1: a scan touched it (see `scan_context_moved`)
         # Facts: seqs of records that touch a node without an edge (material receipts, QC,
         # receipts, runs without inputs), as linked lists in flat arrays.
         self.fact_head = array("q")
@@ -139,6 +258,7 @@ class TraceIndex:
         self._adjacency: tuple[Adjacency, Adjacency] | None = None
         # Sparse:
         self.recalled: dict[int, str] = {}  # lot node -> recall id: must not ship
+        self.receivers: dict[int, str] = {}  # seq of a Receipt -> the participant it says received
         self.supplier_lots: dict[str, list[int]] = {}  # supplier lot code -> our lot nodes
         self.retracted: set[int] = set()  # seqs whose effects a later correction took out
         self.superseded: dict[int, int] = {}  # original seq -> seq of the correction in force
@@ -146,6 +266,16 @@ class TraceIndex:
         self.owners: dict[str, str] = {}  # location id -> participant it was registered to
         self.packed: dict[str, list[int]] = {}  # SSCC -> seqs of the Aggregation records naming it
         self.line_run: dict[str, int] = {}  # location -> lot node of its run in progress
+        self.scan_locations: set[str] = set()  # where scans were made
+        # A scan's effects depend on what came before it (trace/effects.py), and two later
+        # records change that after the fact: a location registered to another owner, and a
+        # corrected Aggregation. Once either has happened, the sums and consignments kept for
+        # the nodes scans touched may differ from what their records now say, and queries
+        # read those nodes' records instead (trace/queries.py).
+        self.scan_context_moved = False
+        self._linked: set[int] | None = None  # nodes given an edge or fact by the record being applied
+        # Whether shipments are named by owner and id (rules 3, stated by the genesis entry):
+        self.scoped = scoped_log(records)
 
     # ---- nodes --------------------------------------------------------------------------------
 
@@ -161,6 +291,8 @@ class TraceIndex:
             self.shipment_seq.append(-1)
             self.fact_head.append(-1)
             self.holdings.grow()
+            self.consignments.grow()
+            self.scanned.append(0)
         return found
 
     def label(self, node: int) -> str:
@@ -171,6 +303,19 @@ class TraceIndex:
 
     def lot_keys(self) -> Iterator[str]:
         return (k for k in self.nodes if not k.startswith(SHIPMENT))
+
+    def deliveries(self, node: int, consignee: str) -> tuple[int, ...]:
+        """The entries that delivered shipment `node` to `consignee`: its Receipts by the
+        consignee (and its SSCC receive scans). A receipt by anyone else delivers nothing: a
+        partner's receipt written before the shipment it names (which admission cannot judge
+        yet) must not mark another's open consignment received. `consignee` "" (a ship scan, a
+        shipment the log does not hold): every delivery counts."""
+        if self.fact_head[node] < 0:
+            return ()
+        receivers = self.receivers
+        if not consignee:
+            return tuple(self.facts(node))
+        return tuple(s for s in self.facts(node) if receivers.get(s, consignee) == consignee)
 
     def facts(self, node: int) -> list[int]:
         out = []
@@ -228,6 +373,15 @@ class TraceIndex:
             self._adjacency = (Adjacency(self.edge_src, nodes), Adjacency(self.edge_dst, nodes))
         return self._adjacency
 
+    def edges_of(self, node: int, forward: bool) -> Sequence[int]:
+        """A node's out-edges (forward) or in-edges, from the edge arrays (a slice of them
+        costs less than asking rustworkx, whose per-node lists lie all over memory)."""
+        adj = self.adjacency(forward)
+        found: Sequence[int] = adj.ids[adj.ptr[node] : adj.ptr[node + 1]] if node < adj.nodes else ()
+        if adj.recent and node in adj.recent:
+            found = [*found, *adj.recent[node]]
+        return found
+
     def edge_list(self) -> list[tuple[int, int, int]]:
         """Every edge as (source, target, seq), in edge index order."""
         return list(zip(*self.edge_columns(list(self.graph.edge_indices())), strict=True))
@@ -274,6 +428,9 @@ class TraceIndex:
             for column in (self.edge_src, self.edge_dst, self.edge_seq, self.edge_amount, self.edge_unit):
                 column.extend([-1] * grow)
         self.edge_src[edge], self.edge_dst[edge], self.edge_seq[edge] = source, target, seq
+        if self._linked is not None:
+            self._linked.add(source)
+            self._linked.add(target)
         if self._adjacency is not None:
             self._adjacency[0].add(source, edge)
             self._adjacency[1].add(target, edge)
@@ -288,6 +445,8 @@ class TraceIndex:
         return None if unit < 0 else (self.units[unit], self.edge_amount[edge])
 
     def _fact(self, node: int, seq: int) -> None:
+        if self._linked is not None:
+            self._linked.add(node)
         self.fact_next.append(self.fact_head[node])
         self.fact_head[node] = len(self.fact_seq)
         self.fact_seq.append(seq)
@@ -313,18 +472,27 @@ class TraceIndex:
         if kind == "recall_opened":
             self._open_recall(record.recall_opened)
             return []
+        if kind == "participant_registered" and seq == 0:
+            self.scoped = scoped_shipments(of_genesis(record.participant_registered.rules_version))
+            return []
         if kind == "location_registered":
             loc = record.location_registered
+            if loc.location_id in self.scan_locations and self.owner(loc.location_id) != loc.participant_id:
+                self.scan_context_moved = True
             self.owners[loc.location_id] = loc.participant_id
             return []
         if kind == "aggregation":
             self.packed.setdefault(record.aggregation.parent_sscc, []).append(seq)
             return []
-        effs = effects(record, seq, self)
+        effs = effects(record, seq, self, scoped=self.scoped)
         if kind == "scan" and self.rescan(record, effs):
             return []
         nodes = [self.node(e.label) for e in effs]
+        self._linked = linked = set[int]()
         if kind == "scan":
+            self.scan_locations.add(record.scan.location)
+            for n in nodes:
+                self.scanned[n] = 1
             self._scan(seq, record.scan, effs, nodes)
         elif kind == "production_run":
             inputs = _flows(effs, nodes, "in")
@@ -346,12 +514,15 @@ class TraceIndex:
         else:
             for n in dict.fromkeys(nodes):
                 self._fact(n, seq)
+            if kind == "receipt":
+                self.receivers[seq] = record.receipt.participant
             if kind == "material_received" and (code := record.material_received.supplier_lot_code):
                 found = self.supplier_lots.setdefault(code, [])
                 if nodes[0] not in found:
                     found.append(nodes[0])
+        self._linked = None
         for e, n in zip(effs, nodes, strict=True):
-            self._update(n, seq, e)
+            self._update(n, seq, e, record, n in linked)
         return effs
 
     def rescan(self, record: records_pb2.Record, effs: list[Effect]) -> bool:
@@ -384,15 +555,29 @@ class TraceIndex:
             if e.role == "out":
                 self.line_run[scan.location] = n
 
-    def _update(self, node: int, seq: int, e: Effect) -> None:
+    def _update(self, node: int, seq: int, e: Effect, record: records_pb2.Record, linked: bool = True) -> None:
+        """Count one effect of the record at `seq` (`record`, in force) on `node`. `linked`:
+        the record is one of the node's seqs (gave it an edge or a fact)."""
         if e.delta:
-            self.holdings.add(node, e.holder, e.unit, e.delta)
+            self.holdings.add(node, e, linked)
         if e.expiry:
             self.expiry[node] = date.fromisoformat(e.expiry).toordinal()
         if e.qc and seq >= self.qc_seq[node]:
             self.qc[node], self.qc_seq[node] = e.qc, seq
         if e.role == "shipment":
             self.shipment_seq[node] = seq
+            self._consignment(node, record)
+
+    def _consignment(self, node: int, record: records_pb2.Record) -> None:
+        """What `record` (a shipment, or a ship scan) says of the shipment at `node`."""
+        if record.WhichOneof("body") == "scan":  # no consignee on record yet; the stock was its location's owner's
+            s = record.scan
+            docs: tuple[str, ...] = (f"SSCC {s.gs1.sscc}",) if s.gs1.sscc else ()
+            self.consignments.put(node, self.owner(s.location) or record.submitter, "", "", s.scanned_at, docs)
+            return
+        ship = record.shipment
+        docs = tuple(f"{d.type} {d.number}" for d in ship.documents)  # (as trace/queries.py shows them)
+        self.consignments.put(node, ship.from_participant, ship.to_participant, ship.to_location, ship.shipped_at, docs)
 
     def _open_recall(self, opened: records_pb2.RecallOpened) -> None:
         """Mark the named lots and everything made from them so far; lots made from them later
@@ -411,6 +596,8 @@ class TraceIndex:
         if original is None:  # the ledger refuses such corrections; nothing to replace
             return
         in_place = self.superseded.get(original, original)
+        if self.records.record(in_place).WhichOneof("body") == "aggregation":
+            self.scan_context_moved = True
         touched = self._retract(in_place)
         self.superseded[original] = seq
         self._apply(seq, in_force(record))
@@ -421,7 +608,7 @@ class TraceIndex:
         """Take out the edges of the record at `seq` and mask its facts; return its nodes."""
         self.retracted.add(seq)
         touched = []
-        for e in effects(self.records.record(seq), seq, self):
+        for e in effects(self.records.record(seq), seq, self, scoped=self.scoped):
             n = self.nodes.get(e.label)
             if n is None or n in touched:
                 continue
@@ -438,10 +625,23 @@ class TraceIndex:
         label = self.label(node)
         self.qc[node], self.qc_seq[node], self.expiry[node], self.shipment_seq[node] = QC_NONE, -1, 0, -1
         self.holdings.reset(node)
+        self.consignments.clear(node)
         for seq, record in sorted(self.records.many(self.seqs(node)).items()):
-            for e in effects(record, seq, self):
+            for e in effects(record, seq, self, scoped=self.scoped):
                 if e.label == label:
-                    self._update(node, seq, e)
+                    self._update(node, seq, e, record)
+
+
+def scoped_log(records: Records) -> bool:
+    """Whether the log `records` holds names shipments by owner and id: what its genesis entry
+    states (an empty log: not yet known, and the genesis entry's apply sets it)."""
+    try:
+        genesis = records.record(0)
+    except (IndexError, NotFound):
+        return False
+    if genesis.WhichOneof("body") != "participant_registered":
+        return False
+    return scoped_shipments(of_genesis(genesis.participant_registered.rules_version))
 
 
 def _flows(effs: list[Effect], nodes: list[int], role: str) -> dict[int, tuple[str, int] | None]:

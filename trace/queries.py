@@ -1,8 +1,10 @@
 """Trace and recall queries over a TraceIndex.
 
-The traversal runs on the index alone; the details of what it reached (quantities, QC,
-suppliers, consignees) are read from the records behind the seqs it found, through the
-index's `records` source, each record once per query. Nothing here does I/O of its own.
+The traversal runs on the index alone, and so do mass balances and consignments, from the
+sums and shipment columns the index keeps as records are applied; the other details of what
+a query reached (how a lot was made, QC, suppliers) are read from the records behind the seqs
+it found, through the index's `records` source, each record once per query. Nothing here
+does I/O of its own.
 
 Every answer names the entry seqs behind its edges, so a report can be backed by the log
 (and, with proofs, checked without trusting the server).
@@ -10,9 +12,11 @@ Every answer names the entry seqs behind its edges, so a report can be backed by
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -42,12 +46,36 @@ class UnknownLot(NotFound):
         )
 
 
+_QUANTITIES: dict[int, Decimal] = {}  # the amounts seen most, made once (Decimal is immutable)
+
+
 def quantity(billionths: int) -> Decimal:
     """Exact, and written as people write it (10, 0.25; never 1E+1)."""
+    found = _QUANTITIES.get(billionths)
+    if found is not None:  # a recall of 10,000 lots makes 50,000 of these, of a few amounts
+        return found
     whole, rest = divmod(billionths, NANO)
-    if not rest:  # the common case, and five times cheaper
-        return Decimal(whole)
-    return Decimal(billionths).scaleb(-9).normalize()
+    found = Decimal(whole) if not rest else Decimal(billionths).scaleb(-9).normalize()
+    if len(_QUANTITIES) < 4096:
+        _QUANTITIES[billionths] = found
+    return found
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic garbage collection while a report is built. A recall makes some 100,000
+    objects that all live until it returns, so the collector's thresholds call full
+    collections in the middle of it, which were measured at half of a 10,000-lot recall in
+    bench/trace.py (the objects hold no cycles, and are freed by reference counts). The
+    collector is enabled again only if it was on: another thread's pause may end first, which
+    only lets a collection in early."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _when(ts: Timestamp) -> datetime | None:
@@ -85,7 +113,7 @@ class _Reader:
         found = self._effects.get(seq)
         if found is None:
             found = self._effects[seq] = defaultdict(list)
-            for e in effects(self.record(seq), seq, self.index):
+            for e in effects(self.record(seq), seq, self.index, scoped=self.index.scoped):
                 found[e.label].append(e)
         return found.get(label, [])
 
@@ -224,28 +252,53 @@ def lot_view(index: TraceIndex, node: int, reader: _Reader | None = None, made_b
     return view
 
 
-def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] | None = None) -> ShipmentView:
-    """A shipment as its record says, with the lots in it (only those in `only`, if given)."""
-    label = index.label(node)
-    receipts = tuple(index.facts(node))  # a shipment node's facts are its deliveries
+def shipment_view(
+    index: TraceIndex,
+    node: int,
+    reader: _Reader,
+    only: set[str] | None = None,
+    *,
+    only_nodes: Container[int] | None = None,
+    from_records: bool = False,
+) -> ShipmentView:
+    """A shipment as its record says, with the lots in it (only those in `only`, if given,
+    or whose nodes are in `only_nodes`). What the record says is kept in the index as records
+    are applied (`TraceIndex.consignments`) and read from the record only where the index
+    cannot vouch for it, or if `from_records` (the tests compare the two)."""
+    label = index.labels[node]
+    # a shipment node's facts are its deliveries
+    receipts = index.deliveries(node, "")  # (narrowed to the consignee's below, once it is known)
     received = bool(receipts)
     seq = index.shipment_seq[node]
     if seq < 0:
         return ShipmentView(label[len(SHIPMENT) :], -1, "", "", "", None, (), (), received, receipts)
-    record = reader.record(seq)
-    lots: dict[tuple[str, str], int] = defaultdict(int)
-    for edge in index.graph.in_edge_indices(node):
-        key = index.label(index.edge_src[edge])
-        if index.edge_seq[edge] != seq or (only is not None and key not in only):
+    lots: dict[tuple[str, str], int] = {}
+    labels, sources, seqs, units = index.labels, index.edge_src, index.edge_seq, index.edge_unit
+    for edge in index.edges_of(node, forward=False):
+        if seqs[edge] != seq or (only_nodes is not None and sources[edge] not in only_nodes):
             continue
-        flow = index.flow(edge)
-        if flow is not None:
-            lots[(key, flow[0])] += flow[1]
+        key = labels[sources[edge]]
+        if only is not None and key not in only:
+            continue
+        if (unit := units[edge]) >= 0:  # what flowed along the edge (TraceIndex.flow)
+            pair = (key, index.units[unit])
+            lots[pair] = lots.get(pair, 0) + index.edge_amount[edge]
             continue
         for e in reader.effects(seq, key):
             if e.role == "shipped":
-                lots[(key, e.unit)] -= e.delta
+                lots[(key, e.unit)] = lots.get((key, e.unit), 0) - e.delta
     amounts = tuple((k, quantity(n), u) for (k, u), n in sorted(lots.items()))
+    kept = index.consignments
+    row = kept.row[node]
+    if not from_records and row >= 0 and kept.exact[row] and not (index.scan_context_moved and index.scanned[node]):
+        name = kept.strings
+        sender, consignee, to = name[kept.sender[row]], name[kept.consignee[row]], name[kept.to_location[row]]
+        at, docs = kept.when(row), kept.documents(row)
+        receipts = index.deliveries(node, consignee)
+        return ShipmentView(
+            label[len(SHIPMENT) :], seq, sender, consignee, to, at, amounts, docs, bool(receipts), receipts
+        )
+    record = reader.record(seq)
     if record.WhichOneof("body") == "scan":  # a ship scan: no consignee on record yet
         s = record.scan
         docs = (f"SSCC {s.gs1.sscc}",) if s.gs1.sscc else ()
@@ -254,8 +307,10 @@ def shipment_view(index: TraceIndex, node: int, reader: _Reader, only: set[str] 
             label[len(SHIPMENT) :], seq, owner, "", "", _when(s.scanned_at), amounts, docs, received, receipts
         )
     ship = record.shipment
+    receipts = index.deliveries(node, ship.to_participant)
+    received = bool(receipts)
     return ShipmentView(
-        ship.shipment_id,
+        label[len(SHIPMENT) :],  # the trace's name of it: `<owner>/<id>` under rules 3
         seq,
         ship.from_participant,
         ship.to_participant,
@@ -441,7 +496,8 @@ def trace(
     listed = ids.tolist() if isinstance(ids, np.ndarray) else ids
     result = TraceResult(lot_key, direction, nodes, depths, listed, src, dst, seq, index.labels.__getitem__)
     if details:
-        _add_details(index, result)
+        with collector_paused():
+            _add_details(index, result)
     result.elapsed_ms = (time.perf_counter() - started) * 1e3
     return result
 
@@ -454,10 +510,14 @@ def _add_details(index: TraceIndex, result: TraceResult) -> None:
     ships: list[int] = []
     for node, label in zip(result.nodes, result.labels, strict=True):
         (ships if label.startswith(SHIPMENT) else lots).append(node)
-    made = {n: index.made_by(n) for n in lots}
-    wanted = {seq for seqs in made.values() for seq in seqs}
-    wanted.update(index.shipment_seq[n] for n in ships if index.shipment_seq[n] >= 0)
-    reader.records(wanted)
+    made = {}  # index.made_by, over the edge arrays (a trace has them built)
+    edge_seq = index.edge_seq
+    for n in lots:
+        seqs = {edge_seq[e] for e in index.edges_of(n, forward=False)}
+        if index.fact_head[n] >= 0:
+            seqs.update(index.facts(n))
+        made[n] = sorted(seqs)
+    reader.records({seq for seqs in made.values() for seq in seqs})  # (shipments: kept in the index)
     for src, seq, edge in zip(result.edge_src, result.edge_seq, result.edge_ids, strict=True):
         if (src, seq) in result.quantities:
             continue
@@ -468,8 +528,7 @@ def _add_details(index: TraceIndex, result: TraceResult) -> None:
             result.quantities[(src, seq)] = [(quantity(flow[1]), flow[0])]
     for node in lots:
         result.lot_views[index.label(node)] = lot_view(index, node, reader, made[node])
-    for node in ships:
-        view = shipment_view(index, node, reader)
+    for view in _kept_consignments(index, ships, reader, None):
         result.shipment_views[view.shipment_id] = view
 
 
@@ -517,10 +576,20 @@ class Balance:
         return max(-self.remaining, Decimal(0))
 
 
-def balances(index: TraceIndex, lot_key: str, reader: _Reader | None = None) -> list[Balance]:
-    """Mass balance of a lot per holder (participant) and unit, exact, from its records.
+def balances(
+    index: TraceIndex, lot_key: str, reader: _Reader | None = None, *, from_records: bool = False
+) -> list[Balance]:
+    """Mass balance of a lot per holder (participant) and unit, exact: the sums the index
+    keeps as records are applied (`TraceIndex.holdings`), or what the lot's records say where
+    the index cannot vouch for its sums, or if `from_records` (the tests compare the two).
     Raises UnknownLot."""
-    node = _node(index, lot_key)
+    return _balances(index, _node(index, lot_key), reader, from_records)
+
+
+def _balances(index: TraceIndex, node: int, reader: _Reader | None, from_records: bool) -> list[Balance]:
+    if not from_records and not (index.scan_context_moved and index.scanned[node]):
+        return _kept_balances(index, node)
+    lot_key = index.labels[node]
     reader = reader or _Reader(index)
     sums: dict[tuple[str, str], list[int]] = {}  # (holder, unit) -> [in, consumed, shipped]
     places: dict[tuple[str, str], dict[str, int]] = {}
@@ -548,6 +617,38 @@ def balances(index: TraceIndex, lot_key: str, reader: _Reader | None = None) -> 
     ]
 
 
+def _kept_balances(index: TraceIndex, node: int) -> list[Balance]:
+    h = index.holdings
+    row = h.head[node]
+    if row < 0:
+        return []
+    if h.next[row] < 0 and not h.big:  # one holder, unit and place: nearly every lot
+        holder, unit, where = h.keys[h.key[row]]
+        got, used, sent = h.received[row], h.consumed[row], h.shipped[row]
+        return [
+            Balance(holder, unit, quantity(got), quantity(used), quantity(sent), {where: quantity(got - used - sent)})
+        ]
+    sums: dict[tuple[str, str], list[int]] = {}  # (holder, unit) -> [in, consumed, shipped]
+    places: dict[tuple[str, str], dict[str, int]] = {}
+    for row in h.rows(node):
+        holder, unit, where = h.keys[h.key[row]]
+        got, used, sent = h.sums(row)
+        total = sums.setdefault((holder, unit), [0, 0, 0])
+        total[0], total[1], total[2] = total[0] + got, total[1] + used, total[2] + sent
+        places.setdefault((holder, unit), {})[where] = got - used - sent
+    return [
+        Balance(
+            holder,
+            unit,
+            quantity(total[0]),
+            quantity(total[1]),
+            quantity(total[2]),
+            {loc: quantity(n) for loc, n in sorted(places[(holder, unit)].items())},
+        )
+        for (holder, unit), total in sorted(sums.items())
+    ]
+
+
 @dataclass
 class RecallReport:
     triggers: list[str]
@@ -572,24 +673,94 @@ def affected(index: TraceIndex, lot_keys: Iterable[str]) -> list[int]:
     return [n for layer in rx.bfs_layers(index.graph, starts) for n in layer]
 
 
-def recall(index: TraceIndex, lot_keys: Iterable[str], reason: str = "") -> RecallReport:
-    """Everything downstream of the trigger lots, with mass balances and consignees.
+def recall(index: TraceIndex, lot_keys: Iterable[str], reason: str = "", *, from_records: bool = False) -> RecallReport:
+    """Everything downstream of the trigger lots, with mass balances and consignees: from
+    the sums and consignments the index keeps, reading records only where it cannot vouch
+    for them, or everything from the records if `from_records` (the tests compare the two).
     Raises UnknownLot."""
     started = time.perf_counter()
     triggers = list(dict.fromkeys(lot_keys))
     reached = affected(index, triggers)
-    lot_nodes = sorted(n for n in reached if index.is_lot(n))
-    ship_nodes = [n for n in reached if not index.is_lot(n)]
+    # (each node's label is read once: at 10,000 nodes, reaching the strings costs more
+    # than anything done with them)
+    named = zip(reached, map(index.labels.__getitem__, reached), strict=True)
+    lot_labels: dict[int, str] = {}
+    ship_nodes = []
+    for n, label in named:
+        if label.startswith(SHIPMENT):
+            ship_nodes.append(n)
+        else:
+            lot_labels[n] = label
+    lot_nodes = sorted(lot_labels)
     reader = _Reader(index)
-    # One read transaction for every record the report needs.
-    wanted = {seq for n in lot_nodes for seq in index.seqs(n)}
-    wanted.update(index.shipment_seq[n] for n in ship_nodes if index.shipment_seq[n] >= 0)
-    reader.records(wanted)
-    keys = {index.label(n) for n in lot_nodes}
-    lots = {index.label(n): balances(index, index.label(n), reader) for n in lot_nodes}
-    consignments = [shipment_view(index, n, reader, keys) for n in ship_nodes]
-    consignments.sort(key=lambda c: (c.to_participant, c.shipment_id))
-    return RecallReport(triggers, reason, lots, consignments, (time.perf_counter() - started) * 1e3)
+    if from_records:  # one read transaction for every record the report needs
+        wanted = {seq for n in lot_nodes for seq in index.seqs(n)}
+        wanted.update(index.shipment_seq[n] for n in ship_nodes if index.shipment_seq[n] >= 0)
+        reader.records(wanted)
+    with collector_paused():
+        lots = {lot_labels[n]: _balances(index, n, reader, from_records) for n in lot_nodes}
+        if from_records:
+            consignments = [
+                shipment_view(index, n, reader, only_nodes=lot_labels.keys(), from_records=True) for n in ship_nodes
+            ]
+        else:
+            consignments = _kept_consignments(index, ship_nodes, reader, lot_labels)
+        consignments.sort(key=lambda c: (c.to_participant, c.shipment_id))
+        return RecallReport(triggers, reason, lots, consignments, (time.perf_counter() - started) * 1e3)
+
+
+def _kept_consignments(
+    index: TraceIndex, ship_nodes: list[int], reader: _Reader, lot_labels: dict[int, str] | None
+) -> list[ShipmentView]:
+    """shipment_view of each of `ship_nodes` with the lots among `lot_labels` (node -> key;
+    None: every lot in it), all at once:
+    the shipments' in-edges are found and filtered in a few numpy operations, and only the
+    edges left (about one a shipment in a recall) and the views cost Python steps. A shipment
+    whose columns the index cannot vouch for, or with a lot shipped in several units, goes
+    through shipment_view."""
+    if not ship_nodes:
+        return []
+    ids = index.adjacency(False).gather(ship_nodes)
+    src, dst, seq = (np.frombuffer(c, dtype=c.typecode)[ids] for c in (index.edge_src, index.edge_dst, index.edge_seq))
+    ship_seq = np.frombuffer(index.shipment_seq, dtype=np.int64)[dst]
+    keep = seq == ship_seq
+    if lot_labels is not None:
+        keep &= np.isin(src, np.fromiter(lot_labels, dtype=np.int32, count=len(lot_labels)))
+    key_of = index.labels if lot_labels is None else lot_labels
+    only = None if lot_labels is None else lot_labels.keys()
+    per_ship: dict[int, list[tuple[str, int, int]]] = {}  # node -> (lot key, unit id, billionths)
+    edges = ids[keep]
+    unit_ids = np.frombuffer(index.edge_unit, dtype=np.int32)[edges].tolist()
+    amounts = np.frombuffer(index.edge_amount, dtype=np.int64)[edges].tolist()
+    for source, ship, unit, amount in zip(src[keep].tolist(), dst[keep].tolist(), unit_ids, amounts, strict=True):
+        per_ship.setdefault(ship, []).append((key_of[source], unit, amount))
+    kept, labels, units = index.consignments, index.labels, index.units
+    names, moved = kept.strings, index.scan_context_moved
+    out = []
+    for node in ship_nodes:
+        row = kept.row[node]
+        lots = per_ship.get(node, [])
+        if row < 0 or not kept.exact[row] or (moved and index.scanned[node]) or any(u < 0 for _, u, _ in lots):
+            out.append(shipment_view(index, node, reader, only_nodes=only))
+            continue
+        # (one edge per lot and record: a shipment links each lot once)
+        shipped = tuple((key, quantity(n), units[u]) for key, u, n in sorted(lots, key=lambda x: (x[0], units[x[1]])))
+        receipts = index.deliveries(node, names[kept.consignee[row]])
+        out.append(
+            ShipmentView(
+                labels[node][len(SHIPMENT) :],
+                index.shipment_seq[node],
+                names[kept.sender[row]],
+                names[kept.consignee[row]],
+                names[kept.to_location[row]],
+                kept.when(row),
+                shipped,
+                kept.documents(row),
+                bool(receipts),
+                receipts,
+            )
+        )
+    return out
 
 
 def lots_with_supplier_lot(index: TraceIndex, supplier_lot_code: str, supplier: str | None = None) -> list[str]:

@@ -83,7 +83,11 @@ class TraceService:
 
         def names_a_lot_of_the_caller() -> bool:
             def ask(index: TraceIndex) -> bool:
-                lots = {e.label for e in effects(in_force(record), seq, index) if not e.label.startswith(SHIPMENT)}
+                lots = {
+                    e.label
+                    for e in effects(in_force(record), seq, index, scoped=index.scoped)
+                    if not e.label.startswith(SHIPMENT)
+                }
                 return any(self.lot_concerns(index, caller, lot) for lot in lots)
 
             return self.live.query(ask)
@@ -167,7 +171,9 @@ class TraceService:
             if not triggers:
                 raise InvalidRecord("name at least one lot or supplier lot code", field="lots")
             self._require_lots(index, caller, triggers)
-            return wire.recall_pb(queries.recall(index, dict.fromkeys(triggers), reason), index.size)
+            # (the report is dropped before the collector runs again: see collector_paused)
+            with queries.collector_paused():
+                return wire.recall_pb(queries.recall(index, dict.fromkeys(triggers), reason), index.size)
 
         return self.live.query(run)
 

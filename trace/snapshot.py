@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
+import numpy as np
 
 from lotledger.ledger.errors import StorageError
 from lotledger.trace.alerts import Alert
@@ -31,7 +32,7 @@ from lotledger.trace.records import Records
 
 log = logging.getLogger("lotledger.trace")
 
-FORMAT = f"lotledger-trace-snapshot/5 {sys.byteorder}".encode()
+FORMAT = f"lotledger-trace-snapshot/6 {sys.byteorder}".encode()
 
 # Per-edge arrays (TraceIndex.edge_<name>), saved in edge index order: (name, typecode).
 _EDGE_ARRAYS = {"src": "i", "dst": "i", "seq": "q", "amount": "q", "unit": "i"}
@@ -45,9 +46,23 @@ _ARRAYS = {
     "fact_seq": "q",
     "fact_next": "q",
     "seq_time": "q",
-    "holdings.pair": "i",
-    "holdings.amount": "q",
+    "holdings.head": "i",
+    "holdings.key": "i",
+    "holdings.next": "i",
+    "holdings.received": "q",
+    "holdings.consumed": "q",
+    "holdings.shipped": "q",
+    "consignments.row": "i",
+    "consignments.sender": "i",
+    "consignments.consignee": "i",
+    "consignments.to_location": "i",
+    "consignments.at": "q",
+    "consignments.docs_at": "q",
+    "consignments.docs_len": "i",
 }
+
+# Byte arrays saved as they are.
+_BYTES = ("qc", "scanned", "consignments.exact", "consignments.docs")
 
 
 @dataclass
@@ -72,7 +87,9 @@ def _set(index: TraceIndex, path: str, value: Any) -> None:
 
 def dump(index: TraceIndex, alerts: list[Alert]) -> dict[str, bytes]:
     """The index as named byte strings."""
-    parts = {"labels": json.dumps(index.labels).encode(), "qc": bytes(index.qc)}
+    parts = {"labels": json.dumps(index.labels).encode()}
+    for path in _BYTES:
+        parts[path] = bytes(_get(index, path))
     # Edge arrays are keyed by edge index, which has holes after corrections; a restore numbers
     # the edges 0.. in edge index order, so the arrays are saved in that order without holes.
     ids = index.graph.edge_indices()
@@ -86,6 +103,7 @@ def dump(index: TraceIndex, alerts: list[Alert]) -> dict[str, bytes]:
     sparse = {
         "size": index.size,
         "recalled": sorted(index.recalled.items()),
+        "receivers": sorted(index.receivers.items()),
         "supplier_lots": index.supplier_lots,
         "retracted": sorted(index.retracted),
         "superseded": sorted(index.superseded.items()),
@@ -93,8 +111,12 @@ def dump(index: TraceIndex, alerts: list[Alert]) -> dict[str, bytes]:
         "owners": index.owners,
         "packed": index.packed,
         "line_run": index.line_run,
-        "holding_names": index.holdings.names,
-        "holding_other": [[n, pid, v] for n, held in index.holdings.other.items() for pid, v in held.items()],
+        "holding_keys": index.holdings.keys,
+        "holding_big": sorted(index.holdings.big.items()),
+        "holding_unlinked": [[n, h, u, v] for n, held in index.holdings.unlinked.items() for (h, u), v in held.items()],
+        "strings": index.consignments.strings,
+        "scan_locations": sorted(index.scan_locations),
+        "scan_context_moved": index.scan_context_moved,
         "alerts": [asdict(a) for a in alerts],
     }
     parts["sparse"] = json.dumps(sparse).encode()
@@ -119,15 +141,23 @@ def restore(parts: dict[str, bytes], records: Records) -> tuple[TraceIndex, list
         raise ValueError("an edge names a node the snapshot does not have") from e
     if index.graph.num_nodes() != n:  # rustworkx adds the nodes an edge names beyond the last
         raise ValueError("an edge names a node the snapshot does not have")
-    index.qc = bytearray(parts["qc"])
+    for path in _BYTES:
+        _set(index, path, bytearray(parts[path]))
     for path, code in _ARRAYS.items():
         _set(index, path, array(code, parts[path]))
-    per_node = [index.qc, index.qc_seq, index.expiry, index.shipment_seq, index.fact_head]
-    if any(len(a) != n for a in [*per_node, index.holdings.pair, index.holdings.amount]):
+    h, c = index.holdings, index.consignments
+    per_node = [index.qc, index.qc_seq, index.expiry, index.shipment_seq, index.fact_head, index.scanned, h.head, c.row]
+    if any(len(a) != n for a in per_node):
         raise ValueError("per-node arrays do not match the node count")
+    if len({len(a) for a in (h.key, h.next, h.received, h.consumed, h.shipped)}) != 1:
+        raise ValueError("holding arrays differ in length")
+    ship_rows = (c.sender, c.consignee, c.to_location, c.at, c.docs_at, c.docs_len, c.exact)
+    if len({len(a) for a in ship_rows}) != 1:
+        raise ValueError("consignment arrays differ in length")
     sparse = json.loads(parts["sparse"])
     index.size = sparse["size"]
     index.recalled = {int(k): v for k, v in sparse["recalled"]}
+    index.receivers = {int(k): v for k, v in sparse["receivers"]}
     index.supplier_lots = sparse["supplier_lots"]
     index.retracted = set(sparse["retracted"])
     index.superseded = {int(k): int(v) for k, v in sparse["superseded"]}
@@ -136,10 +166,43 @@ def restore(parts: dict[str, bytes], records: Records) -> tuple[TraceIndex, list
     index.owners = sparse["owners"]
     index.packed = sparse["packed"]
     index.line_run = sparse["line_run"]
-    index.holdings.restore_names(sparse["holding_names"])
-    for node, pid, value in sparse["holding_other"]:
-        index.holdings.other.setdefault(node, {})[pid] = value
+    h.restore_keys(sparse["holding_keys"])
+    h.big = {int(row): [int(v) for v in sums] for row, sums in sparse["holding_big"]}
+    for node, holder, unit, value in sparse["holding_unlinked"]:
+        h.unlinked.setdefault(node, {})[(holder, unit)] = value
+    c.restore_strings(sparse["strings"])
+    _check_rows(index)
+    index.scan_locations = set(sparse["scan_locations"])
+    index.scan_context_moved = bool(sparse["scan_context_moved"])
     return index, [Alert(**a) for a in sparse["alerts"]]
+
+
+def _within(values: array[int], low: int, high: int) -> bool:
+    a = np.frombuffer(values, dtype=values.typecode)
+    return not len(a) or bool(a.min() >= low and a.max() < high)
+
+
+def _check_rows(index: TraceIndex) -> None:
+    """Refuse row numbers that point outside their arrays, or a lot's rows that could loop
+    (each row links only to an older one), so that no query of a loaded index can fail or
+    hang on them. Raises ValueError."""
+    h, c = index.holdings, index.consignments
+    rows, ships = len(h.key), len(c.sender)
+    older = np.frombuffer(h.next, dtype=np.int32) < np.arange(rows, dtype=np.int32)
+    if not (
+        _within(h.head, -1, rows)
+        and _within(h.next, -1, rows)
+        and bool(older.all())
+        and _within(h.key, 0, len(h.keys))
+        and _within(c.row, -1, ships)
+        and all(_within(col, 0, len(c.strings)) for col in (c.sender, c.consignee, c.to_location))
+        and _within(c.docs_at, 0, len(c.docs) + 1)
+        and _within(c.docs_len, 0, len(c.docs) + 1)
+        and bool(
+            (np.frombuffer(c.docs_at, dtype=np.int64) + np.frombuffer(c.docs_len, dtype=np.int32) <= len(c.docs)).all()
+        )
+    ):
+        raise ValueError("a balance or shipment row points outside its arrays")
 
 
 class SnapshotStore:

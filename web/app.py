@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_file, url_for
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
@@ -91,6 +92,7 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
     app.config["JSON_SORT_KEYS"] = False
     app.url_map.converters["seq"] = SeqConverter
     app.jinja_env.globals["log_key"] = log_key.verifier_key
+    app.jinja_env.filters["keys"] = keep_codes_whole
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -249,6 +251,21 @@ def create_app(source: LedgerSource, log_key: NoteVerifier) -> Flask:
         return jsonify({"ok": True})
 
     return app
+
+
+# Lot keys (DESIGN section 3) and the record ids that alert messages end with.
+_CODE = re.compile(r"(?:01/[0-9]{14}/10/|item/[^/\s]+/lot/)[^\s,;\[\]()]+|(?<=record )[^\s,;\[\]()]+")
+
+
+def keep_codes_whole(text: str) -> Markup:
+    """`text`, escaped, with every lot key and record id in a `<span class="key">` that does not
+    break across lines: "01/0952…/10/" on one line and "MK-201" on the next reads as two codes."""
+    out, at = [], 0
+    for m in _CODE.finditer(text):
+        out += [escape(text[at : m.start()]), Markup('<span class="key">%s</span>') % m.group()]
+        at = m.end()
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
 
 
 def _problem(code: int, message: str, reason: str) -> tuple[Any, int]:

@@ -1,11 +1,24 @@
 """The trace picture: the server's upstream and downstream answers for one lot, merged into one
 graph with a fixed layout (upstream to the left, downstream to the right).
 
-Pure: no gRPC, no Flask. The layout is computed here, not in the browser: a column per hop from
-the query lot (negative upstream, positive downstream) and rows in the order the server's
-breadth-first walk found the nodes. That is deterministic, readable for supply chains (they are
-layered by nature) and costs nothing in the browser, so a graph of ten thousand nodes paints
-without running a force layout.
+Pure: no gRPC, no Flask. The layout is computed here, not in the browser, as a layered
+(Sugiyama-style) drawing, because supply chains are layered by nature and QA reads them left to
+right: every flow points right, one layer to the next.
+
+1. Layers: a node's hop count from the query lot (`col`: negative upstream, positive downstream)
+   is where it starts; then every node downstream is pushed right until each flow into it comes
+   from a layer to its left (longest path), and every node upstream left. A receiver of two
+   shipments made at different depths so sits right of both, never beside one of them.
+2. Order within a layer: a flow that skips layers gets a placeholder in each layer it crosses
+   (so it is routed around the nodes there); then barycenter sweeps, left to right and back,
+   keeping the order with the fewest crossings (counted exactly, per pair of layers).
+3. Rows: each node moves toward the mean height of its neighbours, keeping its order and a row's
+   height from the next (isotonic regression, pool-adjacent-violators), so a chain of single
+   lots is one straight line and its quantity labels sit level between the boxes.
+
+`col` stays the hop count: "Show hops" filters by it. The same positions every time for the same
+answers; linear-ish cost (sweeps are fewer past MANY nodes), so ten thousand nodes still lay out
+in well under a second and paint without a force layout in the browser.
 """
 
 from __future__ import annotations
@@ -16,9 +29,10 @@ from typing import Any
 
 from lotledger.v1 import records_pb2, trace_pb2
 
-COLUMN_WIDTH = 260
-ROW_HEIGHT = 78
+COLUMN_WIDTH = 260  # layer to layer: a 160-unit box (trace.js) and 100 for a quantity label between boxes
+ROW_HEIGHT = 84  # box to box in a layer: a 64-unit box, and fan-out labels 42 apart (text is 13)
 MAX_ROWS = 40
+MANY = 1500  # past this many nodes, two ordering sweeps instead of eight
 
 
 @dataclass
@@ -171,37 +185,238 @@ def trace_graph(
             first = {a.rule: a for a in reversed(found)}
             n.data["alerts"] = [{"rule": r, "message": a.message, "seq": a.seq} for r, a in sorted(first.items())]
             n.data["alert_count"] = len(found)
-    return {"center": lot, "nodes": _laid_out(b.nodes.values()), "edges": list(b.edges.values())}
+    edges = list(b.edges.values())
+    return {"center": lot, "nodes": _laid_out(b.nodes, edges, f"lot:{lot}"), "edges": edges}
 
 
-def _laid_out(nodes: Iterable[_Node]) -> list[dict[str, Any]]:
-    """Columns left to right by hop; a column of more than MAX_ROWS nodes wraps into side-by-side
-    sub-columns, so a raw material shipped a thousand times is a block, not a line a mile long."""
-    columns: dict[int, list[_Node]] = {}
-    for n in nodes:
-        columns.setdefault(n.col, []).append(n)
-    widths = {col: -(-len(members) // MAX_ROWS) * COLUMN_WIDTH for col, members in columns.items()}
+def _layers(nodes: Mapping[str, _Node], edges: list[dict[str, Any]], center: str) -> dict[str, int]:
+    """Longest-path layers from the hop counts: downstream nodes pushed right of every source of
+    a flow into them, upstream nodes left of every target. Nodes on a cycle (a record error;
+    the ledger does not refuse it) keep their hop count."""
+    layer = {nid: n.col for nid, n in nodes.items()}
+    succ: dict[str, list[str]] = {nid: [] for nid in nodes}
+    indegree = dict.fromkeys(nodes, 0)
+    for e in edges:
+        if e["source"] != e["target"]:
+            succ[e["source"]].append(e["target"])
+            indegree[e["target"]] += 1
+    order = [nid for nid, d in indegree.items() if d == 0]  # Kahn: a topological order
+    for u in order:
+        for v in succ[u]:
+            indegree[v] -= 1
+            if indegree[v] == 0:
+                order.append(v)
+    for u in order:
+        for v in succ[u]:
+            if v != center and layer[v] > 0:
+                layer[v] = max(layer[v], layer[u] + 1)
+    for u in reversed(order):
+        if u != center and layer[u] < 0:
+            for v in succ[u]:
+                layer[u] = min(layer[u], layer[v] - 1)
+    return layer
+
+
+def _crossings(upper: list[str], lower: list[str], links: list[tuple[str, str]]) -> int:
+    """Crossings between two adjacent layers: inversions among the lower ends of the links
+    sorted by their upper ends (merge sort, n log n)."""
+    at_u = {n: i for i, n in enumerate(upper)}
+    at_l = {n: i for i, n in enumerate(lower)}
+    seq = [at_l[v] for _, v in sorted(links, key=lambda uv: (at_u[uv[0]], at_l[uv[1]]))]
+
+    def count(a: list[int]) -> tuple[list[int], int]:
+        if len(a) < 2:
+            return a, 0
+        mid = len(a) // 2
+        left, x = count(a[:mid])
+        right, y = count(a[mid:])
+        merged, inv, i, j = [], x + y, 0, 0
+        while i < len(left) and j < len(right):
+            if right[j] < left[i]:
+                merged.append(right[j])
+                inv += len(left) - i
+                j += 1
+            else:
+                merged.append(left[i])
+                i += 1
+        return merged + left[i:] + right[j:], inv
+
+    return count(seq)[1]
+
+
+class _Layout:
+    """Steps 2 and 3 of the module docstring over the layered graph with placeholders."""
+
+    def __init__(self, nodes: Mapping[str, _Node], edges: list[dict[str, Any]], layer: dict[str, int]) -> None:
+        self.layer = dict(layer)
+        self.rows: dict[int, list[str]] = {}
+        for nid in nodes:  # the order the server's walk found them: the first guess
+            self.rows.setdefault(layer[nid], []).append(nid)
+        self.links: dict[int, list[tuple[str, str]]] = {}  # layer L -> links from L to L + 1
+        self.chains: dict[str, list[str]] = {}  # edge id -> the placeholders it passes through
+        for e in edges:
+            a, z = layer[e["source"]], layer[e["target"]]
+            if z <= a:  # a cycle's back edge, or a flow within a layer: drawn, not laid out
+                continue
+            prev = e["source"]
+            chain = []
+            for mid in range(a + 1, z):
+                dummy = f"~{e['id']}~{mid}"
+                self.layer[dummy] = mid
+                self.rows.setdefault(mid, []).append(dummy)
+                chain.append(dummy)
+                self.links.setdefault(mid - 1, []).append((prev, dummy))
+                prev = dummy
+            self.links.setdefault(z - 1, []).append((prev, e["target"]))
+            if chain:
+                self.chains[e["id"]] = chain
+
+    def crossings(self) -> int:
+        return sum(_crossings(self.rows.get(k, []), self.rows.get(k + 1, []), ls) for k, ls in self.links.items())
+
+    def order(self, sweeps: int, keep_best: bool = True) -> None:
+        """Barycenter sweeps; with `keep_best`, the order with the fewest crossings seen (counting
+        them costs more than a sweep: a big trace takes the last order instead)."""
+        up: dict[str, list[str]] = {}
+        down: dict[str, list[str]] = {}
+        for ls in self.links.values():
+            for u, v in ls:
+                down.setdefault(u, []).append(v)
+                up.setdefault(v, []).append(u)
+        keys = sorted(self.rows)
+        best, best_rows = self.crossings() if keep_best else 0, {k: list(r) for k, r in self.rows.items()}
+        for sweep in range(sweeps):
+            forward = sweep % 2 == 0
+            for k in keys[1:] if forward else keys[-2::-1]:
+                ref = self.rows.get(k - 1 if forward else k + 1, [])
+                at = {n: i for i, n in enumerate(ref)}
+                near = up if forward else down
+                row = self.rows[k]
+
+                scale = len(ref) / max(len(row), 1)  # a node with no neighbour there keeps its place
+
+                def bary(
+                    item: tuple[int, str],
+                    at: dict[str, int] = at,
+                    near: dict[str, list[str]] = near,
+                    scale: float = scale,
+                ) -> float:
+                    i, n = item
+                    ps = [at[m] for m in near.get(n, ()) if m in at]
+                    return sum(ps) / len(ps) if ps else i * scale
+
+                self.rows[k] = [n for _, n in sorted(enumerate(row), key=lambda item: (bary(item), item[0]))]
+            if not keep_best:
+                continue
+            found = self.crossings()
+            if found < best:
+                best, best_rows = found, {k: list(r) for k, r in self.rows.items()}
+            if best == 0:
+                break
+        if keep_best:
+            self.rows = best_rows
+
+    def heights(self, passes: int = 4) -> dict[str, float]:
+        """y of every node and placeholder: rows centred, then straightened (module docstring)."""
+        y: dict[str, float] = {}
+        for row in self.rows.values():
+            for i, n in enumerate(row):  # a wrapped layer's sub-columns are a grid
+                y[n] = (i % MAX_ROWS - (min(len(row), MAX_ROWS) - 1) / 2) * ROW_HEIGHT
+        near: dict[str, list[str]] = {}
+        for ls in self.links.values():
+            for u, v in ls:
+                near.setdefault(u, []).append(v)
+                near.setdefault(v, []).append(u)
+        keys = sorted(k for k, row in self.rows.items() if len(row) <= MAX_ROWS)  # wrapped ones stay a grid
+        for p in range(passes):
+            for k in keys if p % 2 == 0 else keys[::-1]:
+                row = self.rows[k]
+                want = [sum(y[m] for m in near[n]) / len(near[n]) if near.get(n) else y[n] for n in row]
+                for member, height in zip(row, _spaced(want, ROW_HEIGHT), strict=True):
+                    y[member] = height
+        return y
+
+
+def _spaced(want: list[float], gap: float) -> list[float]:
+    """The closest (least squares) increasing sequence to `want` whose steps are at least `gap`:
+    pool adjacent violators on want[i] - i * gap."""
+    blocks: list[list[float]] = []  # [mean, weight]
+    for i, w in enumerate(want):
+        blocks.append([w - i * gap, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, w2 = blocks.pop()
+            m1, w1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2])
+    out: list[float] = []
+    for mean, weight in blocks:
+        out.extend([mean] * int(weight))
+    return [q + i * gap for i, q in enumerate(out)]
+
+
+def crossings(graph: Mapping[str, Any]) -> int:
+    """Edge crossings in a laid-out graph (by the positions it carries): for tests and benches."""
+    at = {n["id"]: (n["x"], n["y"]) for n in graph["nodes"]}
+    segs: list[tuple[str, str, tuple[float, float], tuple[float, float]]] = []
+    for e in graph["edges"]:
+        points = [at[e["source"]], *((b["x"], b["y"]) for b in e.get("bends", ())), at[e["target"]]]
+        segs.extend((e["source"], e["target"], p, q) for p, q in zip(points, points[1:], strict=False))
+
+    def cross(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float], s: tuple[float, float]) -> bool:
+        def side(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> float:
+            return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+        return side(p, q, r) * side(p, q, s) < 0 and side(r, s, p) * side(r, s, q) < 0
+
+    found = 0
+    for i, (a1, b1, p, q) in enumerate(segs):
+        for a2, b2, r, s in segs[i + 1 :]:
+            if {a1, b1} & {a2, b2}:
+                continue  # flows that share a node meet there, they do not cross
+            found += cross(p, q, r, s)
+    return found
+
+
+def _laid_out(nodes: Mapping[str, _Node], edges: list[dict[str, Any]], center: str) -> list[dict[str, Any]]:
+    """Positions by layer, order and height (module docstring). A layer of more than MAX_ROWS
+    nodes wraps into side-by-side sub-columns, so a raw material shipped a thousand times is a
+    block, not a line a mile long. Flows that skip layers get `bends` (the placeholders' points)."""
+    layout = _Layout(nodes, edges, _layers(nodes, edges, center))
+    layout.order(8, keep_best=True) if len(nodes) <= MANY else layout.order(2, keep_best=False)
+    y = layout.heights(4 if len(nodes) <= MANY else 2)
+    widths = {k: -(-len(row) // MAX_ROWS) * COLUMN_WIDTH for k, row in layout.rows.items()}
+    lo, hi = min(layout.rows, default=0), max(layout.rows, default=0)
     centers = {0: 0.0}
-    for col in range(1, max(columns, default=0) + 1):
-        centers[col] = centers[col - 1] + (widths.get(col - 1, COLUMN_WIDTH) + widths.get(col, COLUMN_WIDTH)) / 2
-    for col in range(-1, min(columns, default=0) - 1, -1):
-        centers[col] = centers[col + 1] - (widths.get(col + 1, COLUMN_WIDTH) + widths.get(col, COLUMN_WIDTH)) / 2
+    for k in range(1, hi + 1):
+        centers[k] = centers[k - 1] + (widths.get(k - 1, COLUMN_WIDTH) + widths.get(k, COLUMN_WIDTH)) / 2
+    for k in range(-1, lo - 1, -1):
+        centers[k] = centers[k + 1] - (widths.get(k + 1, COLUMN_WIDTH) + widths.get(k, COLUMN_WIDTH)) / 2
+    x: dict[str, float] = {}
+    for k, row in layout.rows.items():
+        left = centers[k] - widths[k] / 2
+        for i, n in enumerate(row):
+            sub = i // MAX_ROWS
+            x[n] = left + (sub + 0.5) * COLUMN_WIDTH
+    for e in edges:
+        chain = layout.chains.get(e["id"])
+        if chain:
+            e["bends"] = [{"x": x[d], "y": y[d]} for d in chain]
     out = []
-    for col, members in sorted(columns.items()):
-        left = centers[col] - widths[col] / 2
-        top = -(min(len(members), MAX_ROWS) - 1) * ROW_HEIGHT / 2
-        for i, n in enumerate(members):
-            sub, row = divmod(i, MAX_ROWS)
+    for k in sorted(layout.rows):
+        for nid in layout.rows[k]:
+            if nid not in nodes:
+                continue  # a placeholder
+            node = nodes[nid]
             out.append(
                 {
-                    "id": n.id,
-                    "kind": n.kind,
-                    "label": n.label,
-                    "col": col,
-                    "x": left + (sub + 0.5) * COLUMN_WIDTH,
-                    "y": top + row * ROW_HEIGHT,
-                    "seqs": sorted(n.seqs),
-                    **{k: v for k, v in n.data.items() if v != "" and v != []},  # absent reads as empty
+                    "id": node.id,
+                    "kind": node.kind,
+                    "label": node.label,
+                    "col": node.col,
+                    "layer": k,
+                    "x": x[nid],
+                    "y": round(y[nid], 2),
+                    "seqs": sorted(node.seqs),
+                    **{k2: v for k2, v in node.data.items() if v != "" and v != []},  # absent reads as empty
                 }
             )
     return out

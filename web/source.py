@@ -154,7 +154,7 @@ class LedgerSource:
         body, signatures = parse_note(cp.note)
         return {
             "tree_size": cp.size,
-            "root_hash": base64.b64encode(cp.root_hash).decode(),
+            "root_hash": cp.root_hash.hex(),  # as `lotledger verify` prints it (the note has it in base64)
             "body": body.decode(),
             "signatures": [{"name": s.name, "key_hash": s.key_hash.hex()} for s in signatures],
             "note": cp.note.decode(),

@@ -160,13 +160,15 @@ SSCC_SHIPMENTS = "sscc/"  # shipment ids of ship scans of an SSCC (lotledger.tra
 
 def shipment_key(shipment_id: str) -> str:
     """Where a rules-2 log keeps who owns a shipment id (`#` starts no participant id, so no
-    record key looks like it)."""
+    record key looks like it). Rules 3 keeps none: the owner is part of a shipment's name."""
     return f"#shipment/{shipment_id}"
 
 
-def consignee_key(shipment_id: str) -> str:
-    """Where a rules-2 log keeps to whom a shipment was sent (Seen.submitter is the consignee)."""
-    return f"#to/{shipment_id}"
+def consignee_key(shipment_id: str, owner: str = "") -> str:
+    """Where a log keeps to whom a shipment was sent (Seen.submitter is the consignee): under
+    rules 2 by shipment id, `#to/<id>`; under rules 3 by owner and id, `#to/<owner>/<id>` (a
+    participant id holds no `/`, so the key is unambiguous)."""
+    return f"#to/{owner}/{shipment_id}" if owner else f"#to/{shipment_id}"
 
 
 def admit(
@@ -180,7 +182,7 @@ def admit(
 ) -> Admission:
     """Admit `admitted` as entry `seq` of a log whose key history before it is `registry` and
     whose earlier records `earlier(key)` finds (keys from `record_key`, and under rules 2
-    `shipment_key` and `consignee_key`). The steps, in order:
+    and 3 `shipment_key` and `consignee_key`). The steps, in order:
 
       1. the key: verified now if precheck did not know it; registered to the submitter and
          not revoked as of `seq`; the submitter's role may submit the kind (only entry 0 may
@@ -188,7 +190,9 @@ def admit(
       2. the record id is new in the log (under rules 2: among the submitter's own);
       3. under rules 2, ownership (`check_ownership`): a shipment is sent by its submitter
          under a shipment id no other participant holds; a receipt is made by the consignee
-         (and the shipment owner it names, if any, is the one holding the id);
+         (and the shipment owner it names, if any, is the one holding the id); under rules 3
+         (`check_scoped_ownership`) the same, with shipments named by owner and id, so that
+         no shipment id is anyone's but its sender's;
       4. a correction corrects an earlier record, of the same kind, by its submitter or an
          admin, and the corrected body keeps the original's ownership (with `complete` False
          and the target unknown: `correction_unchecked`);
@@ -215,7 +219,9 @@ def admit(
         original = earlier(record_key(log_rules, owner, c.corrects_record_id))
         if original is not None:
             check_correction(record, original, registry)
-            if log_rules >= rules.RULES_2:
+            if log_rules >= rules.RULES_3:
+                check_scoped_ownership(c.corrected, original.submitter, earlier)
+            elif log_rules >= rules.RULES_2:
                 check_ownership(c.corrected, original.submitter, earlier)
         elif complete:
             raise InvalidRecord(
@@ -226,6 +232,8 @@ def admit(
             )
         else:
             unchecked = True
+    elif log_rules >= rules.RULES_3:
+        claims.update(check_scoped_ownership(record, record.submitter, earlier))
     elif log_rules >= rules.RULES_2:
         claims.update(check_ownership(record, record.submitter, earlier))
     if kind in ADMIN_KINDS:
@@ -307,6 +315,50 @@ def check_ownership(body: records_pb2.Record, owner: str, earlier: Callable[[str
         if consignee is not None and consignee.submitter != owner:
             raise PermissionDenied(
                 f"shipment {r.shipment_id!r} was not sent to {owner!r}: only its consignee records its receipt",
+                reason="NOT_THE_CONSIGNEE",
+                field="receipt.shipment_id",
+            )
+    return {}
+
+
+def check_scoped_ownership(
+    body: records_pb2.Record, owner: str, earlier: Callable[[str], Seen | None]
+) -> dict[str, Seen]:
+    """Step 3 of `admit` under rules 3: a shipment is named by its sender and id, so no
+    participant can take, squat or answer for another's shipment id. `owner`: whose record
+    `body` is. Returns the claim a shipment makes the first time its owner uses the id: its
+    consignee. A receipt names the shipment by owner and id (`shipment_owner`, required by
+    validation under rules 3); a receipt of a shipment the log does not hold is an
+    irregularity to flag (RECEIPT_WITHOUT_SHIPMENT), not to refuse.
+
+    Raises PermissionDenied (NOT_YOUR_SHIPMENT, NOT_YOUR_RECEIPT, NOT_THE_CONSIGNEE).
+    """
+    kind = body.WhichOneof("body")
+    if kind == "shipment":
+        s = body.shipment
+        if s.from_participant != owner:
+            raise PermissionDenied(
+                f"shipment.from_participant is {s.from_participant!r}, but this is {owner!r}'s record: "
+                "a shipment is sent by the participant that submits it",
+                reason="NOT_YOUR_SHIPMENT",
+                field="shipment.from_participant",
+            )
+        key = consignee_key(s.shipment_id, owner)
+        return {} if earlier(key) is not None else {key: Seen(s.to_participant, "consignee")}
+    if kind == "receipt":
+        r = body.receipt
+        if r.participant != owner:
+            raise PermissionDenied(
+                f"receipt.participant is {r.participant!r}, but this is {owner!r}'s record: "
+                "a receipt is made by the participant that received the goods",
+                reason="NOT_YOUR_RECEIPT",
+                field="receipt.participant",
+            )
+        consignee = earlier(consignee_key(r.shipment_id, r.shipment_owner))
+        if consignee is not None and consignee.submitter != owner:
+            raise PermissionDenied(
+                f"shipment {r.shipment_id!r} of {r.shipment_owner!r} was not sent to {owner!r}: "
+                "only its consignee records its receipt",
                 reason="NOT_THE_CONSIGNEE",
                 field="receipt.shipment_id",
             )

@@ -20,7 +20,7 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.ledger.core.rules import CURRENT, RULES_2
+from lotledger.ledger.core.rules import CURRENT, RULES_2, RULES_3
 from lotledger.ledger.core.sizes import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES  # re-exported
 from lotledger.ledger.core.sizes import MAX_RECORD_BYTES as MAX_RECORD_BYTES
 from lotledger.ledger.errors import InvalidRecord, RecordTooLarge
@@ -32,6 +32,7 @@ DEFAULT_MAX_SKEW = timedelta(minutes=10)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 EARLIEST_S = int(EARLIEST.timestamp())
 
+RESERVED_PARTICIPANT = "sscc"
 _PARTICIPANT_ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 _RECORD_ID = re.compile(r"[!-~]{1,128}")
 _LOCATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
@@ -234,6 +235,7 @@ class _Checker:
         self.latest = now + max_skew
         # Compared as integer seconds: a datetime per timestamp costs on the append path.
         self.latest_s = int(self.latest.timestamp())
+        self.rules = rules
         self.strict = rules >= RULES_2
         self.numbers = _NUMBERS_2 if self.strict else _NUMBERS_1
 
@@ -531,8 +533,8 @@ def _shipment(c: _Checker, m: records_pb2.Shipment, p: str) -> None:
 
 def _receipt(c: _Checker, m: records_pb2.Receipt, p: str) -> None:
     c.identifier(m.shipment_id, f"{p}.shipment_id")
-    if c.strict:
-        c.participant(m.shipment_owner, f"{p}.shipment_owner", required=False)
+    if c.strict:  # rules 3 names a shipment by owner and id: the owner is required
+        c.participant(m.shipment_owner, f"{p}.shipment_owner", required=c.rules >= RULES_3)
     c.lots(m.lots, f"{p}.lots")
     c.participant(m.participant, f"{p}.participant")
     c.location(m.location, f"{p}.location", required=False)
@@ -610,6 +612,9 @@ def _aggregation(c: _Checker, m: records_pb2.Aggregation, p: str) -> None:
 
 def _participant_registered(c: _Checker, m: records_pb2.ParticipantRegistered, p: str) -> None:
     c.participant(m.participant_id, f"{p}.participant_id")
+    if c.rules >= RULES_3 and m.participant_id == RESERVED_PARTICIPANT:
+        # SSCC shipments are `shipment:sscc/<sscc>`, beside `shipment:<owner>/<id>` (rules 3)
+        c.fail(f"{p}.participant_id", f"{RESERVED_PARTICIPANT!r} is reserved (it names SSCC shipments)", "RESERVED_ID")
     if m.role not in records_pb2.Role.values() or m.role == records_pb2.ROLE_UNSPECIFIED:
         c.fail(f"{p}.role", "must be a role (ROLE_ADMIN, ROLE_SUPPLIER, ...)", "MISSING_FIELD")
     if len(m.public_key) != 32:

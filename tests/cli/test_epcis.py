@@ -10,9 +10,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import jsonschema
+import pytest
 from cli_helpers import run
 
+from lotledger.ledger.log import LedgerConfig
 from lotledger.rpc.client import LedgerClient
+from lotledger.rpc.server import LedgerServer
 from lotledger.v1 import records_pb2
 
 DATA = Path(__file__).parent.parent / "epcis" / "data"
@@ -127,3 +130,45 @@ def test_a_manufacturer_imports_its_commissioning_events(live: SimpleNamespace) 
         entry = client.get_entry(record_id=out["appended"][0]["record_id"])
     record = records_pb2.Record.FromString(records_pb2.Entry.FromString(entry.entry).signed_record.record_bytes)
     assert record.WhichOneof("body") == "scan" and record.submitter == "plant"
+
+
+def test_a_logs_own_export_imports_as_a_no_op_and_into_another_log_as_new(
+    live: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 20, 7: an exported native record names itself (submitter, record id, and its event
+    hash as eventID); importing the export into the log it came from appends nothing, and into
+    another log appends it as an imported event, as before."""
+    from helpers import shipment, signed
+
+    from lotledger.signing.keys import SigningKey
+
+    acme = SigningKey.load(live.key)
+    with LedgerClient(live.server.address) as client:
+        native = client.append(signed(shipment("acme", record_id="ship-rt-1"), acme))
+    out = live.tmp / "own.jsonld"
+    run("export-epcis", "--out", str(out), "--server", live.server.address)
+    [event] = json.loads(out.read_text())["epcisBody"]["eventList"]
+    assert (event["lotledger:submitter"], event["lotledger:recordId"]) == ("acme", "ship-rt-1")
+    assert event["eventID"].startswith("ni:///sha-256;")
+    signer = ["--server", live.server.address, "--key", str(live.key), "--participant", "acme"]
+    before = len(_entries(live))
+    [again] = json.loads(run("import-epcis", str(out), *signer, "--json").stdout)["appended"]
+    assert (again["duplicate"], again["seq"], again["record_id"]) == (True, native.seq, "ship-rt-1")
+    assert len(_entries(live)) == before
+    text = run("import-epcis", str(out), *signer).stdout
+    assert "already in the log: acme's record ship-rt-1" in text
+
+    # Another log holds no such record: the event is imported as a new record of that log.
+    other = tmp_path_factory.mktemp("other") / "data"
+    run("init", str(other), "--origin", "other.example.com/lotledger")
+    server = LedgerServer(other, "127.0.0.1:0", config=LedgerConfig(checkpoint_interval=0.05)).start()
+    try:
+        run(
+            "keys", "register", "--id", "acme", "--role", "supplier", "--public-key", f"{live.key}.pub",
+            "--server", server.address, "--key", str(other / "keys" / "admin.key"),
+        )  # fmt: skip
+        signer = ["--server", server.address, "--key", str(live.key), "--participant", "acme"]
+        [new] = json.loads(run("import-epcis", str(out), *signer, "--json").stdout)["appended"]
+        assert new["duplicate"] is False and new["record_id"].startswith("epcis:")
+    finally:
+        server.stop(grace=1)

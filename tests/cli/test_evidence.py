@@ -87,7 +87,7 @@ def test_trace_and_recall_evidence_verify_offline(files: SimpleNamespace) -> Non
     down = json.loads(files.down.read_text())
     seqs = {e["seq"] for e in down["entries"]}
     assert {0, files.original, files.correction} <= seqs, "genesis, the correction and its original"
-    sh7002 = next(s for s in down["report"]["shipments"] if s["shipment_id"] == "SH-7002")
+    sh7002 = next(s for s in down["report"]["shipments"] if s["shipment_id"] == "dist-north/SH-7002")
     assert sh7002["lots"][0]["quantity"]["amount"] == "40" and int(sh7002["seq"]) == files.correction
     recall = json.loads(files.recall.read_text())
     assert recall["report"]["triggers"] == [MILK, "01/09520000000011/10/FL-102"]

@@ -97,3 +97,26 @@ def test_tiles_are_the_bundles_entries_byte_for_byte() -> None:
     on_disk = {str(p.relative_to(tiles)): p.read_bytes() for p in tiles.rglob("*") if p.is_file()}
     assert on_disk.pop("checkpoint") == reader.note
     assert on_disk == written
+
+
+# ---- a log under rules 2, written by the released code (tests/golden/make-rules2.sh) ----------
+
+RULES2 = Path(__file__).parent / "rules2"
+
+
+def test_a_rules_2_log_verifies_with_the_same_report() -> None:
+    vkey = str(RULES2 / "log.vkey")
+    code, out = _run("verify", "--bundle", str(RULES2 / "whole.bundle"), "--log-key", vkey, "--json", "--quiet")
+    assert code == 0, out
+    expected = json.loads((RULES2 / "verify-whole.json").read_text())
+    assert _without_time(json.loads(out)) == _without_time(expected)
+
+
+@pytest.mark.parametrize("name", ["evidence-down.json", "evidence-recall.json"])
+def test_a_rules_2_logs_evidence_verifies(name: str) -> None:
+    """Its reports name shipments by id alone (`SH-G2`): rules 3's `<owner>/<id>` is not applied
+    to a log that did not state rules 3."""
+    code, out = _run("verify-evidence", str(RULES2 / name), "--log-key", str(RULES2 / "log.vkey"), "--json")
+    assert code == 0, out
+    doc = json.loads((RULES2 / name).read_text())
+    assert all("/" not in s["shipment_id"] for s in doc["report"].get("shipments", []))

@@ -79,7 +79,7 @@ def test_a_full_disk_refuses_appends_and_loses_nothing(tmp_path: Path) -> None:
             assert len(acked) > 10
             # Nearly full: in a stream, each record is committed (a small write may fit in pages
             # LMDB has freed) or refused on its own, with the same reason.
-            more = [signed(shipment(record_id=f"more-{i}"), key) for i in range(50)]
+            more = [signed(shipment(record_id=f"more-{i}"), key) for i in range(400)]  # enough that freed pages run out
             refused = 0
             for record, outcome in zip(more, client.append_stream(more), strict=True):
                 if isinstance(outcome, StreamRefusal):

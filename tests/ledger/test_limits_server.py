@@ -282,7 +282,7 @@ def test_a_malformed_protobuf_changes_nothing_and_the_server_goes_on(
     if garbage.startswith(b"\x0a\x05"):
         assert err is None  # it parses: a SignedRecord of garbage, refused in its outcome
     else:
-        assert err is not None and err.code() == grpc.StatusCode.INTERNAL  # gRPC's "cannot deserialize"
+        assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT  # MALFORMED_MESSAGE (rpc/gate.py)
     assert log_state(s.ledger) == before
     assert isinstance(s.client.append(signed(shipment(), acme)), AppendResult)
 
@@ -295,10 +295,10 @@ def test_a_truncated_stream_changes_nothing_and_the_server_goes_on(
     acme = s.world.keys["acme"]
     whole = pb.AppendStreamRequest(signed_records=[signed(shipment(), acme) for _ in range(3)]).SerializeToString()
     before = log_state(s.ledger)
-    # Either it does not parse (INTERNAL, gRPC's "cannot deserialize"), or it parses into
+    # Either it does not parse (INVALID_ARGUMENT, MALFORMED_MESSAGE: rpc/gate.py), or it parses into
     # cut-off records whose signatures fail: answered as refusals. Never a partial write.
     err = raw_stream(s.server.address, [whole[: int(len(whole) * fraction)]])
-    assert err is None or err.code() == grpc.StatusCode.INTERNAL
+    assert err is None or err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert log_state(s.ledger) == before
     # A client that dies mid-stream: what was answered is in the log, nothing else is half-written.
     with grpc.insecure_channel(s.server.address) as channel:

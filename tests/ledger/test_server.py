@@ -249,7 +249,7 @@ def test_new_records_need_registration_first(served: SimpleNamespace) -> None:
     served.client.append(signed(registration("admin", "dist1", records_pb2.ROLE_DISTRIBUTOR, key), served.world.admin))
     record = new_record("dist1")
     r = record.receipt
-    r.shipment_id, r.participant = "SH-1", "dist1"
+    r.shipment_id, r.shipment_owner, r.participant = "SH-1", "acme", "dist1"
     r.lots.add(
         lot=records_pb2.LotId(gtin="09520000000011", lot="L1"), quantity=records_pb2.Quantity(amount="1", unit="KGM")
     )

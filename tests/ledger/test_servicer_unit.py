@@ -74,6 +74,6 @@ def test_trace_rpcs_answer_from_the_index(rig: SimpleNamespace) -> None:
     assert rig.live.wait_for(result.seq + 1)
     down = trace_pb2.TraceRequest(lot="01/09520000000011/10/L1", direction=trace_pb2.TRACE_DIRECTION_DOWNSTREAM)
     response, code, _ = unary(rig, "Trace", down)
-    assert code == grpc.StatusCode.OK and [s.shipment_id for s in response.shipments] == ["SH-s-unit"]
+    assert code == grpc.StatusCode.OK and [s.shipment_id for s in response.shipments] == ["acme/SH-s-unit"]
     response, code, _ = unary(rig, "ListAlerts", trace_pb2.ListAlertsRequest(rule="SHIPPED_WITHOUT_QC"))
     assert code == grpc.StatusCode.OK and [a.seq for a in response.alerts] == [result.seq]

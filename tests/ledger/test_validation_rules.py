@@ -35,7 +35,7 @@ def accepted_by_rules_1_only(record: records_pb2.Record) -> InvalidRecord:
 
 
 def test_the_default_is_the_current_rules() -> None:
-    assert rules.CURRENT == rules.RULES_2
+    assert rules.CURRENT == rules.RULES_3
     record = shipment(amount=ARABIC_100)
     with pytest.raises(InvalidRecord):
         validate_record(record, NOW)

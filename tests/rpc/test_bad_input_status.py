@@ -21,7 +21,7 @@ from lotledger.signing.keys import SigningKey
 from lotledger.v1 import ledger_service_pb2 as pb
 from lotledger.v1 import records_pb2, trace_pb2
 
-# The codes the service documents for a request it refuses (README "Security", rpc/status.py).
+# The codes the service documents for a request it refuses (docs/reference/status-codes.md, rpc/status.py).
 DOCUMENTED = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,

@@ -70,7 +70,7 @@ def test_offline_scans_arrive_once_in_order_even_when_the_sender_is_killed(tmp_p
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("spooled  #") == 1000
     status = scan_cli("status", "--data-dir", str(scanner_dir))
-    assert "spooled 1000  sent 0  refused 0" in status.stdout
+    assert "spooled 1000  sent 0  refused at station 0  refused by server 0" in status.stdout
 
     server = start_server(data_dir, port)
     try:
@@ -92,7 +92,7 @@ def test_offline_scans_arrive_once_in_order_even_when_the_sender_is_killed(tmp_p
         assert out.returncode == 0, out.stderr
         assert_exactly_once_in_order(scans_in_log(f"127.0.0.1:{port}"), 1000)
         status = scan_cli("status", "--data-dir", str(scanner_dir))
-        assert "spooled 0" in status.stdout and "refused 0" in status.stdout
+        assert "spooled 0" in status.stdout and "refused at station 0  refused by server 0" in status.stdout
     finally:
         server.kill()
         server.wait()
@@ -104,12 +104,46 @@ def test_bad_scans_are_refused_at_the_station_and_never_spooled(tmp_path: Path) 
         "run", "--data-dir", str(scanner_dir), "--station", "plant-7/dock-2", "--meaning", "receive",
         "--no-send", "--separator", "|", stdin=f"0109520000000012|10X\n01{GTIN}10A|17271231\n01{GTIN}9X1\n",
     )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, "a refused line is a failed run, for the script or operator that ran it"
+    assert "2 refused at this station, 0 by the server" in out.stderr
     assert "refused" in out.stdout and "BAD_CHECK_DIGIT" in out.stdout and "UNKNOWN_AI" in out.stdout
     assert out.stdout.count("spooled  #") == 1
     spool = Spool(scanner_dir)
-    assert spool.counts()["spooled"] == 1
+    assert spool.counts()["spooled"] == 1 and spool.counts()["refused_at_station"] == 2
+    assert [r.reason for r in spool.refused_at_station()] == ["BAD_CHECK_DIGIT", "UNKNOWN_AI"]
     spool.close()
+    status = scan_cli("status", "--data-dir", str(scanner_dir))
+    assert status.returncode == 0
+    assert "spooled 1  sent 0  refused at station 2  refused by server 0" in status.stdout
+    assert "refused at station" in status.stdout and "'0109520000000012|10X': BAD_CHECK_DIGIT" in status.stdout
+    # A run where every line is a good scan exits 0.
+    good = scan_cli(
+        "run", "--data-dir", str(scanner_dir), "--station", "plant-7/dock-2", "--meaning", "receive",
+        "--no-send", stdin=f"(01){GTIN}(10)OK-1\n",
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+
+
+def test_a_run_whose_scans_the_server_refuses_exits_1_and_status_says_where(tmp_path: Path) -> None:
+    data_dir, scanner_dir = setup(tmp_path, register=False)  # the device key is not registered
+    port = free_port()
+    server = start_server(data_dir, port)
+    try:
+        out = scan_cli(
+            "run", "--data-dir", str(scanner_dir), "--station", "plant-7/dock-2", "--meaning", "receive",
+            "--server", f"127.0.0.1:{port}", "--drain-timeout", "60",
+            stdin=f"(01){GTIN}(10)R-1\n(01){GTIN}(10)R-2\nnot a scan\n",
+        )  # fmt: skip
+    finally:
+        server.kill()
+        server.wait()
+    assert out.returncode == 1, out.stderr
+    assert "1 refused at this station, 2 by the server in this session" in out.stderr
+    assert out.stdout.count("UNKNOWN_KEY") == 2
+    status = scan_cli("status", "--data-dir", str(scanner_dir))
+    assert "spooled 0  sent 0  refused at station 1  refused by server 2" in status.stdout
+    assert status.stdout.count("refused by server   #") == 2
+    assert "refused at station" in status.stdout and "'not a scan'" in status.stdout
 
 
 def test_refused_scans_are_kept_aside_then_retried(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -131,7 +165,7 @@ def test_refused_scans_are_kept_aside_then_retried(served, tmp_path: Path) -> No
     served.client.append(signed(registration("admin", DEVICE, records_pb2.ROLE_SCANNER, dev.key), served.world.admin))
     assert spool.retry_refused() == 3
     assert sender.drain_once().sent == 3
-    assert spool.counts() == {"spooled": 0, "sent": 3, "refused": 0, "taken": 3}
+    assert spool.counts() == {"spooled": 0, "sent": 3, "refused": 0, "refused_at_station": 0, "taken": 3}
     # A scanner key signs scans and nothing else.
     ship = shipment("plant")
     ship.submitter = DEVICE

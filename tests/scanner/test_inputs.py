@@ -81,16 +81,17 @@ def test_photographed_labels_reach_the_ledger_and_the_trace(served: SimpleNamesp
     Image.new("L", (200, 200), 255).save(blank)
     address = served.server.address
 
-    def station(meaning: str, *files: Path) -> str:
+    def station(meaning: str, *files: Path, code: int = 0) -> str:
         out = scan_cli(
             "image", "--data-dir", str(scanner_dir), "--station", "plant-7/line-1", "--meaning", meaning,
             "--server", address, *map(str, files),
         )  # fmt: skip
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == code, out.stderr
         return out.stdout
 
-    # At the line: the bread lot starts (produce), then the flour sack goes in (consume).
-    out = station("produce", bread, blank)
+    # At the line: the bread lot starts (produce), then the flour sack goes in (consume). The
+    # blank photo is refused at the station: the run says so by its exit code.
+    out = station("produce", bread, blank, code=1)
     assert "refused" in out and "NO_BARCODE" in out and "accepted #0" in out
     assert "accepted #1" in station("consume", flour)
 
@@ -131,8 +132,9 @@ def test_a_serial_scanner_on_a_tty(tmp_path: Path) -> None:
     os.close(master)  # the scanner goes away: the station ends its input cleanly
     os.close(slave)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 1, err  # the third line was refused
     assert out.count("spooled  #") == 2 and "BAD_CHECK_DIGIT" in out
+    assert "1 refused at this station" in err
 
 
 def _report(char: str) -> list[bytes]:

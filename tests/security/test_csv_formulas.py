@@ -109,7 +109,7 @@ def _check_recall_csv(rows: list[list[str]]) -> None:
     ours = [r for r in body if r[2] == "evil-co"]
     assert len(ours) == 1
     row = dict(zip(header, ours[0], strict=True))
-    assert row["shipment_id"] == "'" + LINK
+    assert row["shipment_id"] == "plant/" + LINK  # rules 3 name it by owner and id: no formula either
     assert row["documents"] == "'@SUM(1+1) X"
     assert row["quantity"] == "3" and row["entry"].isdigit()
     assert_no_formula(rows, {header.index("quantity"), header.index("entry")})

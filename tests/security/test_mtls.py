@@ -1,4 +1,4 @@
-"""Attacks on a real mTLS server (README "Security" table): each is refused with the status
+"""Attacks on a real mTLS server (the table in docs/operators/mtls.md): each is refused with the status
 it should get, and the log is unchanged."""
 
 from __future__ import annotations

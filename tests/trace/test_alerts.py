@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lotledger.trace.alerts import RULES, apply_and_check
+from lotledger.trace.alerts import RULES, Alert, apply_and_check
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.records import ListRecords
 from lotledger.v1 import records_pb2
@@ -30,10 +30,15 @@ class Chain:
         self.records = ListRecords()
         self.index = TraceIndex(self.records)
         self.seq = 0
+        self.alerts: list[list[Alert]] = []
+
+    def index_alerts(self, seq: int) -> list[Alert]:
+        return self.alerts[seq]
 
     def add(self, record: records_pb2.Record) -> set[str]:
         assert self.records.append(record) == self.seq  # committed before it is indexed
         alerts = apply_and_check(self.index, self.seq, record)
+        self.alerts.append(alerts)
         self.seq += 1
         assert all(a.rule in RULES for a in alerts)
         return {a.rule for a in alerts}
@@ -144,3 +149,20 @@ def test_shipping_under_recall() -> None:
     s.shipment_id, s.from_participant, s.to_participant = "S-BREAD", "plant", "dist"
     s.lots.add(lot=records_pb2.LotId(item_code="BREAD", lot=f"B{c.seq - 1}"), quantity=qty("1"))
     assert "SHIPPED_UNDER_RECALL" in c.add(made)
+
+
+def test_every_message_names_its_entry_record_and_shipment_or_run() -> None:
+    """Two expired shipments of one lot, and an over-use in a run, read alone, say which."""
+    c = Chain()
+    c.receive("10", expiry="2026-09-25")
+    c.qc(records_pb2.QC_RESULT_PASS)
+    for shipment_id in ("SH-A", "SH-B"):
+        c.ship("1", when=T0 + 10 * DAY, shipment_id=shipment_id)
+    c.consume("50")
+    messages = [a.message for seq in range(c.seq) for a in c.index_alerts(seq)]
+    expired = [m for m in messages if "after its expiry" in m]
+    assert len(expired) == 2 and len(set(expired)) == 2
+    assert expired[0].startswith(f"{KEY} shipped in SH-A on") and expired[0].endswith("[entry 2, record r2]")
+    assert "shipped in SH-B" in expired[1] and expired[1].endswith("[entry 3, record r3]")
+    (over,) = [m for m in messages if "more of" in m]
+    assert "(in run RUN4)" in over and over.endswith("[entry 4, record r4]")

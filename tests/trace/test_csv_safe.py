@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -47,9 +47,18 @@ def test_numeric_columns_still_quote_what_is_not_a_plain_number(value: str) -> N
 def test_other_values_pass() -> None:
     for value in ("SH-1", "B\u00e4ckerei", "", " =1", "'=1", "1=1"):
         assert csv_safe.cell(value) == value
-    for value in (None, True, 3, -3, 2.5, Decimal("-1.5")):
+    for value in (None, 3, -3, 2.5, Decimal("-1.5")):
         assert csv_safe.cell(value) is value
     assert csv_safe.cell(date(2026, 1, 5)) == "2026-01-05"
+
+
+def test_booleans_and_times_read_as_other_systems_write_them() -> None:
+    assert (csv_safe.cell(True), csv_safe.cell(False)) == ("true", "false")
+    assert csv_safe.cell(datetime(2026, 10, 15, 8, 0, tzinfo=UTC)) == "2026-10-15T08:00:00Z"
+    plus_two = datetime(2026, 10, 15, 10, 0, 0, 500000, tzinfo=timezone(timedelta(hours=2)))
+    assert csv_safe.cell(plus_two) == "2026-10-15T10:00:00.500000+02:00"
+    with pytest.raises(ValueError, match="without a zone"):
+        csv_safe.cell(datetime(2026, 10, 15, 8, 0))
 
 
 @given(st.lists(st.text(max_size=8) | st.integers(), min_size=1, max_size=5))

@@ -72,7 +72,7 @@ def test_demo_trace_recall_alerts_and_restart(demo_dir: Path) -> None:
             assert recall.triggers == [MILK]
             assert set(recall.consignees) == {"dist-north", "dist-south", "shop-a", "cafe-d"}
             open_ids = {c.shipment_id for c in recall.consignments if not c.received}
-            assert "SH-5002" in open_ids and "SH-5001" not in open_ids
+            assert "plant/SH-5002" in open_ids and "plant/SH-5001" not in open_ids
             rules = sorted((a.rule, a.lot) for a in client.alerts().alerts)
             assert ("SHIPPED_FAILING_QC", "01/09520000000059/10/RL-2001") in rules
             assert ("EXPIRED_USE", MILK) in rules
@@ -105,7 +105,7 @@ def test_index_follows_commits(tmp_path: Path) -> None:
             result = client.append(signed(shipment(record_id="s-live"), world.keys["acme"]))
             assert server.live.wait_for(result.seq + 1)
             down = client.trace("01/09520000000011/10/L1", "down")
-            assert [s.shipment_id for s in down.shipments] == ["SH-s-live"]
+            assert [s.shipment_id for s in down.shipments] == ["acme/SH-s-live"]
             assert [a.rule for a in client.alerts(rule="SHIPPED_WITHOUT_QC").alerts] == ["SHIPPED_WITHOUT_QC"]
     finally:
         server.stop(grace=1)
@@ -139,7 +139,7 @@ def test_cli_trace_recall_sources_alerts(demo_dir: Path, tmp_path: Path) -> None
             main, ["recall", MILK, "--reason", "test", "--csv", str(csv_path), *srv], catch_exceptions=False
         )
         assert out.exit_code == 0 and "OPEN - stop it" in out.stdout
-        assert "SH-5002" in csv_path.read_text()
+        assert "plant/SH-5002" in csv_path.read_text()
         out = runner.invoke(
             main, ["sources", B1001, "01/09520000000059/10/RL-2001", *srv, "--json"], catch_exceptions=False
         )

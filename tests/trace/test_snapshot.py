@@ -45,7 +45,17 @@ def test_snapshot_round_trip_then_catch_up_matches_the_reference(tmp_path: Path)
         assert set(upstream(restored, key).depth) == bfs(rev, [key])
         assert balances(restored, key) == balances(full, key)
     a, b = dump(restored, []), dump(full, [])
-    for name in ("labels", "qc", "qc_seq", "expiry", "shipment_seq", "holdings.amount", "seq_time", "sparse"):
+    for name in (
+        "labels",
+        "qc",
+        "qc_seq",
+        "expiry",
+        "shipment_seq",
+        "holdings.received",
+        "consignments.at",
+        "seq_time",
+        "sparse",
+    ):
         assert a[name] == b[name], name
     assert sorted(restored.edge_list()) == sorted(full.edge_list())
     assert flows(restored) == flows(full)
@@ -117,7 +127,23 @@ def test_a_damaged_snapshot_is_refused_not_loaded(tmp_path: Path) -> None:
     negative = array("i", parts["edges.src"])
     negative[0] = -1
     short = parts["edges.seq"][:-8]  # one seq missing
-    for name, blob in (("edges.dst", beyond.tobytes()), ("edges.src", negative.tobytes()), ("edges.seq", short)):
+    # balance rows that point past their arrays, or loop back on themselves; a shipment row
+    # naming a string the snapshot does not have
+    head = array("i", parts["holdings.head"])
+    head[0] = len(array("i", parts["holdings.key"]))
+    looped = array("i", parts["holdings.next"])
+    looped[0] = 0
+    sender = array("i", parts["consignments.sender"])
+    sender[0] = 10**6
+    damaged = (
+        ("edges.dst", beyond.tobytes()),
+        ("edges.src", negative.tobytes()),
+        ("edges.seq", short),
+        ("holdings.head", head.tobytes()),
+        ("holdings.next", looped.tobytes()),
+        ("consignments.sender", sender.tobytes()),
+    )
+    for name, blob in damaged:
         with pytest.raises(ValueError):
             restore({**parts, name: blob}, source)
     restored, _ = restore(parts, source)

@@ -52,7 +52,7 @@ def test_trace_page_embeds_both_directions_with_alerts(web: FlaskClient) -> None
     data = json.loads(re.search(rb'<script type="application/json" id="graph-data">(.*?)</script>', r.data, re.S)[1])
     cols = {n["id"]: n["col"] for n in data["nodes"]}
     assert cols[f"lot:{B1001}"] == 0 and cols[f"lot:{MILK}"] == -2 and cols["supplier:dairy"] == -3
-    assert cols["shipment:SH-5001"] == 1 and cols["customer:dist-north"] == 2
+    assert cols["shipment:plant/SH-5001"] == 1 and cols["customer:dist-north"] == 2
     milk = next(n for n in data["nodes"] if n["id"] == f"lot:{MILK}")
     assert [a["rule"] for a in milk["alerts"]] == ["EXPIRED_USE"]
     assert web.get("/api/trace", query_string={"lot": B1001}).json["center"] == B1001
@@ -69,7 +69,7 @@ def test_recall_page_lists_open_shipments_contacts_and_stock(web: FlaskClient) -
     page = r.data.decode()
     assert r.status_code == 200 and "listeria" in page
     open_table = page[page.index('id="open-table"') : page.index("Consignees to contact")]
-    assert "SH-5002" in open_table and "SH-5001" not in open_table
+    assert "plant/SH-5002" in open_table and "plant/SH-5001" not in open_table
     assert "North Foods Distribution" in page and "+1 555 0201" in page  # contact data from the registry
     assert 'id="stock-table"' in page and 'id="dl-csv"' in page
     assert web.get("/recall", query_string={"lot": "bad key"}).status_code == 400
@@ -84,7 +84,7 @@ def test_recall_downloads_csv_xlsx_and_fsma(web: FlaskClient) -> None:
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(r.data.decode())))
     assert rows[0][:3] == ["shipment_id", "from", "to"]
-    assert {row[0] for row in rows[1:]} >= {"SH-5001", "SH-5002", "SH-7001"}
+    assert {row[0] for row in rows[1:]} >= {"plant/SH-5001", "plant/SH-5002", "dist-north/SH-7001"}
     book = openpyxl.load_workbook(io.BytesIO(web.get("/recall.xlsx", query_string=q).data))
     assert book.sheetnames == ["Affected lots", "Consignees", "Consignments", "Open shipments", "Stock on hand"]
     consignees = {row[0]: row for row in book["Consignees"].iter_rows(min_row=2, values_only=True)}

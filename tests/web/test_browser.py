@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import os
+import re
 import shutil
 import threading
 import time
@@ -142,6 +143,154 @@ def test_search_trace_click_a_node_and_open_its_record(base_url: str, page: Page
     page.shot("record")
 
 
+MK201 = "01/09520000000028/10/MK-201"
+
+# What a reader of the first view sees, measured by Cytoscape itself (rendered pixels): the size
+# of every label, every label's box, every node's box, and where the graph's box is.
+GRAPH_FACTS = """() => {
+  const cy = window.lotledgerGraph, z = cy.zoom();
+  const box = (b) => ({x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2});
+  const labelled = cy.elements().filter((e) => (e.isNode() ? e.data('text') : e.data('quantity')));
+  return {
+    zoom: z,
+    width: cy.width(), height: cy.height(),
+    labels: labelled.map((e) => ({
+      id: e.id(), node: e.isNode(), text: e.isNode() ? e.data('text') : e.data('quantity'),
+      px: parseFloat(e.style('font-size')) * z, hidden: parseFloat(e.style('min-zoomed-font-size')),
+      box: box(e.renderedBoundingBox({includeNodes: false, includeEdges: false, includeLabels: true, includeOverlays: false})),
+    })),
+    nodes: cy.nodes().map((n) => ({
+      id: n.id(), alerted: !!n.data('alerted'), center: n.hasClass('center'),
+      x: n.renderedPosition('x'), y: n.renderedPosition('y'), w: n.renderedWidth(), h: n.renderedHeight(),
+      box: box(n.renderedBoundingBox({includeLabels: false, includeOverlays: false})),
+    })),
+  };
+}"""
+
+
+def _overlap(a: dict[str, float], b: dict[str, float], slack: float = 0.5) -> bool:
+    return (
+        a["x1"] < b["x2"] - slack
+        and b["x1"] < a["x2"] - slack
+        and a["y1"] < b["y2"] - slack
+        and b["y1"] < a["y2"] - slack
+    )
+
+
+def _alert_red(image: Any, x: float, y: float, direction: int) -> bool:
+    """A pixel of the alert ring's red (#d50000, not QC FAIL's #c62828 fill) in the 9 pixels
+    just outside a box's side at (x, y), going `direction` (-1 left, 1 right) away from it."""
+    for step in range(1, 10):
+        r, g, b = image.getpixel((round(x) + direction * step, round(y)))[:3]
+        if r > 190 and g < 30 and b < 30:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("viewport", [(1366, 768), (1920, 1080)], ids=["1366x768", "1920x1080"])
+@pytest.mark.parametrize("lot", [B1001, MK201], ids=["B-1001", "MK-201"])
+def test_the_first_view_of_a_trace_is_readable(base_url: str, page: Page, viewport: tuple[int, int], lot: str) -> None:
+    """At a laptop's and a desktop's screen: every label at least 11 px, no label on another
+    or on a box it does not belong to, the whole trace in view, every flow pointing right, and
+    the red alert border visible on every node that has one (the searched lot included)."""
+    from PIL import Image
+
+    p = page.page
+    p.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+    p.goto(f"{base_url}/trace?lot={lot}")
+    wait_for_graph(p)
+    facts = p.evaluate(GRAPH_FACTS)
+    small = [(x["text"], round(x["px"], 1)) for x in facts["labels"] if x["px"] < 11]
+    assert small == [], f"labels under 11 px at zoom {facts['zoom']:.3f}"
+    assert all(x["px"] > x["hidden"] for x in facts["labels"]), "every label is drawn"
+    labels, nodes = facts["labels"], facts["nodes"]
+    clashes = [
+        (a["text"], b["text"]) for i, a in enumerate(labels) for b in labels[i + 1 :] if _overlap(a["box"], b["box"])
+    ]
+    assert clashes == [], "labels overlap"
+    for x in labels:
+        for n in nodes:
+            inside = x["node"] and x["id"] == n["id"]
+            if inside:  # a box's text stays in the box
+                assert n["box"]["x1"] <= x["box"]["x1"] + 1 and x["box"]["x2"] <= n["box"]["x2"] + 1, x["text"]
+                assert n["box"]["y1"] <= x["box"]["y1"] + 1 and x["box"]["y2"] <= n["box"]["y2"] + 1, x["text"]
+            else:
+                assert not _overlap(x["box"], n["box"]), f"{x['text']!r} lies on {n['id']}"
+    for n in nodes:  # the whole trace in view
+        assert n["box"]["x1"] >= 0 and n["box"]["y1"] >= 0, n["id"]
+        assert n["box"]["x2"] <= facts["width"] and n["box"]["y2"] <= facts["height"], n["id"]
+    graph = p.evaluate("JSON.parse(document.getElementById('graph-data').textContent)")
+    at = {n["id"]: n for n in graph["nodes"]}
+    assert all(at[e["source"]]["x"] < at[e["target"]]["x"] for e in graph["edges"]), "every flow points right"
+    from lotledger.web.graph import crossings
+
+    assert crossings(graph) == 0
+    alerted = [n for n in nodes if n["alerted"]]
+    assert alerted, "the demo has alerted lots in every trace here"
+    shot = ARTIFACTS / f"{page.name}.png"
+    p.locator("#graph").screenshot(path=str(shot))
+    image = Image.open(shot).convert("RGB")
+    for n in nodes:  # on each side of every alerted box, and of no other
+        for side in (-1, 1):
+            seen = _alert_red(image, n["x"] + side * n["w"] / 2, n["y"], side)
+            assert seen == n["alerted"], f"alert ring on {n['id']}: expected {n['alerted']}, seen {seen}"
+    (focus,) = [n for n in nodes if n["center"]]
+    if lot == MK201:
+        assert focus["alerted"], "MK-201 has EXPIRED_USE: its red ring shows inside the focus halo"
+
+
+def test_node_clicks_make_history_entries(base_url: str, page: Page) -> None:
+    """A click re-centres the trace and pushes a history entry: back, forward, reload and a
+    copied link all show the lot the URL names."""
+    p = page.page
+    p.goto(f"{base_url}/trace?lot={B1001}")
+    wait_for_graph(p)
+    before = p.evaluate("history.length")
+    box = p.locator("#graph").bounding_box()
+    pos = p.evaluate(f"window.lotledgerGraph.getElementById('lot:{MK201}').renderedPosition()")
+    p.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
+    p.wait_for_url(lambda url: "MK-201" in url)
+    wait_until(p, f"document.getElementById('center-lot').textContent === '{MK201}'")
+    assert p.evaluate("history.length") == before + 1
+    assert p.title().startswith(f"Trace {MK201}")
+    assert p.get_attribute("#recall-link", "href") == f"/recall?lot={MK201.replace('/', '%2F')}"
+    p.go_back()
+    p.wait_for_url(lambda url: "B-1001" in url)
+    wait_until(p, f"document.getElementById('center-lot').textContent === '{B1001}'")
+    wait_until(p, "window.lotledgerGraph.nodes().length === 16")
+    p.go_forward()
+    p.wait_for_url(lambda url: "MK-201" in url)
+    wait_until(p, f"document.getElementById('center-lot').textContent === '{MK201}'")
+    shared = p.url
+    p.goto(shared)  # a bookmark or a link from a colleague
+    wait_for_graph(p)
+    assert p.inner_text("#center-lot") == MK201
+    assert p.evaluate("window.lotledgerGraph.nodes('.center').id()") == f"lot:{MK201}"
+    page.shot("after-back-forward")
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_codes_never_wrap_mid_code_and_roots_are_hex(base_url: str, page: Page, width: int) -> None:
+    p = page.page
+    p.set_viewport_size({"width": width, "height": 900})
+    p.goto(base_url + "/alerts")
+    keys = p.locator("#alert-table .key")
+    assert keys.count() >= 8  # a lot column and at least a lot key and a record id per message
+    lines = p.evaluate("Array.from(document.querySelectorAll('#alert-table .key'), (k) => k.getClientRects().length)")
+    assert set(lines) == {1}, "every lot key and record id on one line"
+    assert "[entry 38, record demo/ship/SH-5004]" in p.inner_text("#alert-table")
+    page.shot(f"alerts-{width}")
+    p.goto(base_url + "/status")
+    assert re.fullmatch(r"[0-9a-f]{64}", p.inner_text("#root-hash"))
+    p.click("#verify-checkpoint")
+    result = p.wait_for_selector("#checkpoint-result .ok").inner_text()
+    assert re.search(r"root [0-9a-f]{64}", result), result
+    p.goto(base_url + "/record/30")
+    p.click("button.verify")
+    p.wait_for_selector(".verify-result[data-verified]")
+    assert re.search(r"leaf [0-9a-f]{64}", p.inner_text(".verify-result"))
+
+
 def test_graph_filters_and_keyboard(base_url: str, page: Page) -> None:
     p = page.page
     p.goto(f"{base_url}/trace?lot={B1001}")
@@ -166,7 +315,7 @@ def test_recall_and_csv_download(base_url: str, page: Page, tmp_path: Path) -> N
     p.fill("#reason", "Listeria in retained sample")
     p.click("form.recall-form button[type=submit]")
     p.wait_for_selector("#open-table")
-    assert "SH-5002" in p.inner_text("#open-table")
+    assert "plant/SH-5002" in p.inner_text("#open-table")
     assert "North Foods Distribution" in p.inner_text("#consignee-table")
     page.shot("recall")
     with p.expect_download() as info:
@@ -174,7 +323,7 @@ def test_recall_and_csv_download(base_url: str, page: Page, tmp_path: Path) -> N
     path = tmp_path / "recall.csv"
     info.value.save_as(path)
     rows = list(csv.DictReader(path.open()))
-    assert {r["shipment_id"] for r in rows} >= {"SH-5001", "SH-5002"}
+    assert {r["shipment_id"] for r in rows} >= {"plant/SH-5001", "plant/SH-5002"}
     assert info.value.suggested_filename.startswith("recall-consignments-")
     p.emulate_media(media="print")
     assert p.locator("header.top").is_hidden() and p.locator("#balance-table").is_visible()
@@ -283,6 +432,14 @@ UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, texta
     .map(el => el.outerHTML)"""
 
 
+# Visible text smaller than 11 px (what the issue's readers could not read).
+SMALL_TEXT = """() => Array.from(document.querySelectorAll('body *'))
+    .filter(el => Array.from(el.childNodes).some(c => c.nodeType === 3 && c.textContent.trim()))
+    .filter(el => el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden')
+    .filter(el => parseFloat(getComputedStyle(el).fontSize) < 11)
+    .map(el => `${el.tagName}.${el.className}: ${getComputedStyle(el).fontSize}`)"""
+
+
 @pytest.mark.parametrize("width", [1400, 390])
 def test_every_page_is_labelled_and_fits_the_screen(
     base_url: str, page: Page, width: int, source: LedgerSource
@@ -302,6 +459,7 @@ def test_every_page_is_labelled_and_fits_the_screen(
         if path.startswith("/trace"):
             wait_for_graph(p)
         assert p.evaluate(UNLABELLED) == [], path
+        assert p.evaluate(SMALL_TEXT) == [], path
         assert p.evaluate("document.querySelector('main h1') !== null"), path
         # nothing but wide tables (which scroll in their own box) may push the page sideways
         assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path

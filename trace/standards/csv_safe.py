@@ -10,8 +10,12 @@ A line feed and the fullwidth forms of the four signs (U+FF1D, U+FF0B, U+FF0D, U
 some spreadsheets also read as formula starters, are treated alike. In a numeric column a plain
 number (`-12.5`) is left as it is, so it stays a number.
 
-Numbers (int, Decimal, float), booleans and None are never formulas and pass untouched; any
-other value is written as its str(), as csv.writer would.
+Numbers (int, Decimal, float) and None are never formulas and pass untouched. Booleans are
+written `true`/`false` (what JSON, XML Schema and every other export of ours say; Python's str()
+would write `True`). A datetime is written as ISO 8601 with its zone (`2026-10-15T08:00:00Z` for
+UTC): a time without a zone is ambiguous for a reader in another plant, so a naive datetime is a
+programming error here (ValueError), not something to guess about. Any other value is written
+as its str(), as csv.writer would.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -33,9 +38,15 @@ class Writable(Protocol):
 
 
 def cell(value: object, *, numeric: bool = False) -> object:
-    """The value as it is safe to write in a CSV cell (see the module docstring)."""
-    if value is None or isinstance(value, bool | int | float | Decimal):
+    """The value as it is safe to write in a CSV cell (see the module docstring).
+
+    Raises ValueError for a datetime without a zone."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, int | float | Decimal):
         return value
+    if isinstance(value, datetime):
+        return iso_time(value)
     text = value if isinstance(value, str) else str(value)
     if text.startswith(FORMULA_STARTS) and not (numeric and _PLAIN_NUMBER.fullmatch(text)):
         return "'" + text
@@ -62,3 +73,13 @@ class SafeWriter:
 def writer(stream: Writable, numeric: Collection[int] = ()) -> SafeWriter:
     """The CSV writer every part uses: `stream` is a text stream opened with newline=""."""
     return SafeWriter(stream, numeric)
+
+
+def iso_time(value: datetime) -> str:
+    """ISO 8601 with the zone: `Z` for UTC, else the offset. Raises ValueError when `value` is
+    naive (no zone: the reader could not tell which clock it is on)."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"a time without a zone cannot go in a CSV: {value.isoformat()}")
+    text = value.isoformat()
+    return text.removesuffix("+00:00") + "Z" if offset == timedelta(0) else text

@@ -145,6 +145,9 @@ class Problem:
 class ImportPlan:
     records: list[tuple[int, str, records_pb2.Record]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # index -> the native record an event was exported from (`record_event`): the driver skips
+    # it when the log it imports into holds that record already.
+    native: dict[int, NativeRef] = field(default_factory=dict)
 
 
 def document_events(doc: Any) -> tuple[list[Any], Any]:
@@ -179,6 +182,10 @@ def plan_import(doc: Any, submitter: str, now: datetime | None = None) -> Import
             plan.records.append((i, event_id, event_record(event, context, submitter, created)))
         except InvalidRecord as e:
             plan.problems.append(Problem(i, event_id, e.reason, e.message))
+            continue
+        ref = native_ref(event, context)
+        if ref is not None:
+            plan.native[i] = ref
     return plan
 
 
@@ -347,6 +354,8 @@ def _body(event: dict[str, Any], context: Any, submitter: str, record: Any) -> N
             r.shipment_id = shipment_id or f"epcis:{event_hash_id(event, context)[14:30]}"
             r.lots.extend(lots)
             r.participant = _party(event, "destinationList", "destination", "owning_party") or submitter
+            # Who sent the shipment: the log names a shipment by owner and id (rules 3)
+            r.shipment_owner = _party(event, "sourceList", "source", "owning_party", "possessing_party")
             r.location = _where(event)
             _time(event, r.received_at)
             return
@@ -469,10 +478,47 @@ def _parties(kind: str, participant: str, location: str) -> list[dict[str, str]]
 
 
 def record_event(record: records_pb2.Record) -> dict[str, Any] | None:
-    """The EPCIS event a record exports as, or None for a kind EPCIS has no event for."""
+    """The EPCIS event a record exports as, or None for a kind EPCIS has no event for. An
+    imported record gives back its source event as it was. A native record's event carries what
+    identifies it, so that importing it into the log it came from is a no-op (`native_ref`):
+    `lotledger:submitter` and `lotledger:recordId`, and as its eventID its own event hash."""
     if record.epcis.event_json:
         event: dict[str, Any] = json.loads(record.epcis.event_json)
         return event
+    native = _native_event(record)
+    if native is None:
+        return None
+    native["lotledger:submitter"], native["lotledger:recordId"] = record.submitter, record.record_id
+    native["eventID"] = event_hash_id(native, CONTEXT)
+    return native
+
+
+@dataclass(frozen=True)
+class NativeRef:
+    """What an exported native record's event names of it (see `record_event`)."""
+
+    submitter: str
+    record_id: str
+    event_hash_id: str
+
+
+def native_ref(event: Any, context: Any) -> NativeRef | None:
+    """The record an event says it was exported from, or None (an event from elsewhere)."""
+    if not isinstance(event, dict):
+        return None
+    submitter, record_id = _ext(event, "submitter"), _ext(event, "recordId")
+    if not submitter or not record_id:
+        return None
+    return NativeRef(submitter, record_id, event_hash_id(event, context))
+
+
+def same_event(held: records_pb2.Record, ref: NativeRef) -> bool:
+    """Does the record a log holds export as the event `ref` came from (same content hash)?"""
+    event = record_event(held)
+    return event is not None and event_hash_id(event, CONTEXT) == ref.event_hash_id
+
+
+def _native_event(record: records_pb2.Record) -> dict[str, Any] | None:
     kind = record.WhichOneof("body")
     if kind == "material_received":
         m = record.material_received
@@ -501,6 +547,7 @@ def record_event(record: records_pb2.Record) -> dict[str, Any] | None:
             quantityList=_qty(r.lots),
             bizLocation=_place(r.location),
             destinationList=_parties("destination", r.participant, ""),
+            sourceList=_parties("source", r.shipment_owner, ""),
             **{"lotledger:shipmentId": r.shipment_id},
         )
     if kind == "shipment":

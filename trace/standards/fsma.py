@@ -1,7 +1,7 @@
 """FDA FSMA 204 (21 CFR part 1 subpart S): Critical Tracking Events, their Key Data Elements,
 the rows of the electronic sortable spreadsheet, and the KDE completeness check.
 
-Which records are which CTE (the README's "FSMA 204" section says the same):
+Which records are which CTE (docs/qa/fsma.md says the same):
 
 | CTE (21 CFR)                  | records                                                    |
 |-------------------------------|------------------------------------------------------------|
@@ -37,9 +37,10 @@ from typing import NamedTuple, Protocol
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lotledger.ledger.core.registry import Registry
+from lotledger.ledger.core.rules import scoped_shipments
 from lotledger.ledger.core.validation import lot_key
 from lotledger.ledger.errors import LedgerError
-from lotledger.trace.effects import NANO, PRODUCE, SHIPMENT, effects, nano
+from lotledger.trace.effects import NANO, PRODUCE, effects, nano, shipment_label
 from lotledger.trace.index import TraceIndex
 from lotledger.trace.records import in_force
 from lotledger.v1 import records_pb2
@@ -134,7 +135,9 @@ class KdeContext(Protocol):
 
     def origin(self, key: str) -> Origin | None: ...
 
-    def shipment(self, shipment_id: str) -> ShipInfo | None: ...
+    def shipment(self, owner: str, shipment_id: str) -> ShipInfo | None:
+        """The shipment `owner` sent as `shipment_id` (rules 1 and 2: whoever sent it)."""
+        ...
 
 
 def origin_of(record: records_pb2.Record, key: str) -> Origin | None:
@@ -216,7 +219,7 @@ def missing_kdes(record: records_pb2.Record, ctx: KdeContext) -> list[str]:
         need(r.lots, "receipt.lots")
         place(r.location, "receipt.location")
         need(r.received_at.seconds, "receipt.received_at")
-        ship = ctx.shipment(r.shipment_id)
+        ship = ctx.shipment(r.shipment_owner, r.shipment_id)
         if ship is None:
             out.append("receipt.shipment_id (immediate previous source: no shipment record)")
         elif not ship.documents:
@@ -251,8 +254,8 @@ class IndexKdeContext:
                 return found
         return None
 
-    def shipment(self, shipment_id: str) -> ShipInfo | None:
-        node = self.index.nodes.get(SHIPMENT + shipment_id)
+    def shipment(self, owner: str, shipment_id: str) -> ShipInfo | None:
+        node = self.index.nodes.get(shipment_label(owner, shipment_id, self.index.scoped))
         if node is None or self.index.shipment_seq[node] < 0:
             return None
         record = self.index.records.record(self.index.shipment_seq[node])
@@ -315,8 +318,12 @@ class FsmaBuilder:
     def origin(self, key: str) -> Origin | None:
         return self._origins.get(key)
 
-    def shipment(self, shipment_id: str) -> ShipInfo | None:
-        return self._shipments.get(shipment_id)
+    def shipment(self, owner: str, shipment_id: str) -> ShipInfo | None:
+        return self._shipments.get(shipment_label(owner, shipment_id, self.scoped))
+
+    @property
+    def scoped(self) -> bool:
+        return scoped_shipments(self.registry.rules)
 
     def owner(self, location: str) -> str:
         loc = self.registry.locations.get(location)
@@ -436,7 +443,9 @@ class FsmaBuilder:
     def _shipment(self, seq: int, record: records_pb2.Record) -> None:
         s = record.shipment
         docs = tuple((d.type, d.number) for d in s.documents)
-        self._shipments[s.shipment_id] = ShipInfo(s.from_participant, s.from_location, docs)
+        self._shipments[shipment_label(s.from_participant, s.shipment_id, self.scoped)] = ShipInfo(
+            s.from_participant, s.from_location, docs
+        )
         when = day(s.shipped_at)
         to = from_ = None
         doc = docs[0] if docs else ("", "")
@@ -452,7 +461,7 @@ class FsmaBuilder:
 
     def _receipt(self, seq: int, record: records_pb2.Record) -> None:
         r = record.receipt
-        ship = self._shipments.get(r.shipment_id)
+        ship = self.shipment(r.shipment_owner, r.shipment_id)
         when = day(r.received_at)
         doc = ship.documents[0] if ship and ship.documents else ("", "")
         for (key, unit), n in _sum(r.lots).items():
@@ -487,7 +496,7 @@ class FsmaBuilder:
     def _scan(self, seq: int, record: records_pb2.Record) -> None:
         s = record.scan
         when = day(s.scanned_at)
-        effs = effects(record, seq, self)
+        effs = effects(record, seq, self, scoped=self.scoped)
         holder = self.owner(s.location) or record.submitter
         doc = ("SSCC", s.gs1.sscc) if s.gs1.sscc else ("Scan", s.raw_data)
         for e in effs:

@@ -2,17 +2,24 @@
 the web app's CSV and XLSX downloads, defined once so that every download says the same (and
 the CSV written once, through the spreadsheet-safe writer of csv_safe.py).
 
+Also the plain-text tables `lotledger recall`, `alerts` and `sources` print (`text_table`): one
+heading over every column, zeros printed as zeros.
+
 Pure: it reads a RecallResponse (and the participant directory for contact data).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import UTC
 from typing import Any, NamedTuple
 
 from lotledger.trace.standards import csv_safe
-from lotledger.trace.standards.fsma import TEXT
 from lotledger.v1 import trace_pb2
+
+# The XLSX column type of every sheet here (trace/standards/fsma.py's TEXT, which is not
+# imported: it loads the trace index, and `lotledger recall` prints these tables without it).
+TEXT = "text"
 
 
 class Contact(NamedTuple):
@@ -56,7 +63,7 @@ def write_consignments_csv(stream: csv_safe.Writable, r: trace_pb2.RecallRespons
 def consignment_rows(r: trace_pb2.RecallResponse) -> Iterator[list[Any]]:
     """One row per lot per consignment, in CONSIGNMENT_COLUMNS order."""
     for c in r.consignments:
-        shipped = c.shipped_at.ToDatetime().isoformat() if c.HasField("shipped_at") else ""
+        shipped = csv_safe.iso_time(c.shipped_at.ToDatetime(UTC)) if c.HasField("shipped_at") else ""
         for item in c.lots:
             yield [
                 c.shipment_id,
@@ -67,7 +74,7 @@ def consignment_rows(r: trace_pb2.RecallResponse) -> Iterator[list[Any]]:
                 item.lot,
                 item.quantity.amount,
                 item.quantity.unit,
-                c.received,
+                "true" if c.received else "false",  # as JSON writes it, in the CSV and the XLSX alike
                 "; ".join(c.documents),
                 c.seq,
             ]
@@ -109,3 +116,53 @@ def tables(r: trace_pb2.RecallResponse, contacts: Mapping[str, Contact]) -> list
 
 def lots_text(c: trace_pb2.ShipmentView) -> str:
     return ", ".join(f"{i.lot} {i.quantity.amount} {i.quantity.unit}".strip() for i in c.lots)
+
+
+def text_table(headings: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collection[int] = ()) -> list[str]:
+    """Lines of a plain-text table for a terminal: every column under its own heading, as wide
+    as its widest cell, numbers right-aligned. Cells are printed as given (a zero stays "0")."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headings)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return [line(headings), *(line(row) for row in rows)]
+
+
+def balance_lines(r: trace_pb2.RecallResponse) -> list[str]:
+    """The mass balance of every affected lot, as `lotledger recall` prints it: UNACCOUNTED is
+    upper-case because a non-zero there is what QA must chase."""
+    return text_table(
+        ("LOT", "HOLDER", "UNIT", "IN", "CONSUMED", "SHIPPED", "ON HAND", "UNACCOUNTED"),
+        [
+            [
+                b.lot,
+                b.participant,
+                b.unit,
+                *(v or "0" for v in (b.received, b.consumed, b.shipped, b.on_hand, b.unaccounted)),
+            ]
+            for b in r.balances
+        ],
+        numeric=range(3, 8),
+    )
+
+
+def consignment_lines(r: trace_pb2.RecallResponse) -> list[str]:
+    """Every consignment of an affected lot, open ones flagged, as `lotledger recall` prints it."""
+    return text_table(
+        ("SHIPMENT", "SHIPPED", "FROM", "TO", "LOCATION", "LOTS", "STATE"),
+        [
+            [
+                c.shipment_id,
+                c.shipped_at.ToDatetime(UTC).date().isoformat() if c.HasField("shipped_at") else "?",
+                c.from_participant,
+                c.to_participant,
+                c.to_location,
+                lots_text(c),
+                "received" if c.received else "OPEN - stop it",
+            ]
+            for c in r.consignments
+        ],
+    )

@@ -1,7 +1,13 @@
 /* lotledger trace page: draws the server-laid-out graph with Cytoscape.js (preset positions:
  * no layout runs in the browser), filters it by hops and node type, and opens the records
- * behind a node (re-centering the trace on a lot). performance marks "graph-painted" and
- * "graph-interactive" are what bench/web.py reads. */
+ * behind a node (re-centering the trace on a lot, with a history entry, so that back, reload,
+ * bookmarks and shared links show that lot). performance marks "graph-painted" and
+ * "graph-interactive" are what bench/web.py reads.
+ *
+ * Readable first: text is FONT model units and the first view never shows it smaller than
+ * MIN_TEXT pixels (if the whole trace does not fit at that size, the view centres on the
+ * searched lot and the rest is a pan away; "Fit to view" shows everything). An alert is a red
+ * ring outside the box and the searched lot a blue halo outside that, so neither hides the other. */
 "use strict";
 
 (() => {
@@ -13,33 +19,53 @@
   let graph = JSON.parse(document.getElementById("graph-data").textContent);
   let byId = new Map();
 
+  const FONT = 13; // model units; the boxes below are sized for three lines of it
+  const MIN_TEXT = 11; // pixels, at the first view
+  const BOX = 160; // box width; web/graph.py's COLUMN_WIDTH leaves 100 for a quantity between boxes
+  // One line of a box: past CLIP characters the text is cut (the panel and table have it all).
+  const CLIP = 20;
+  const clip = (text) => (text.length > CLIP ? `${text.slice(0, CLIP - 1)}\u2026` : text);
+
   function label(n) {
     if (n.kind === "lot") {
-      const lines = [n.product || n.lot, `lot ${n.label} \u00b7 QC ${n.qc}`];
-      const more = [n.quantity, n.expiry && `exp ${n.expiry}`].filter(Boolean).join(" \u00b7 ");
-      if (more) lines.push(more);
+      const lines = [clip(n.product || n.lot), clip(`${n.label} \u00b7 QC ${n.qc}`)];
+      if (n.expiry) lines.push(`exp ${n.expiry}`);
       return lines.join("\n");
     }
-    if (n.kind === "shipment") return `${n.label}${n.received === false ? " (open)" : ""}`;
-    return n.label;
+    if (n.kind === "shipment") {
+      // An id scoped by its sender ("dist-north/SH-7001") reads as the id over the sender.
+      const [id, owner] = n.label.includes("/") ? [n.label.slice(n.label.indexOf("/") + 1), n.label.split("/")[0]] : [n.label, ""];
+      return [clip(`${id}${n.received === false ? " (open)" : ""}`), owner && clip(owner)].filter(Boolean).join("\n");
+    }
+    return n.label.length > 2 * CLIP ? `${n.label.slice(0, 2 * CLIP - 1)}\u2026` : n.label;
   }
 
   const STYLE = [
     { selector: "node", style: {
-      label: "data(text)", "text-wrap": "wrap", "text-max-width": 200, "font-size": 11, "text-valign": "center",
-      "text-halign": "center", "min-zoomed-font-size": 7, color: "#102027", "background-color": "#eceff1",
-      "border-width": 1, "border-color": "#90a4ae", width: 210, height: 58, shape: "round-rectangle" } },
+      label: "data(text)", "text-wrap": "wrap", "text-max-width": BOX - 14, "font-size": FONT, "line-height": 1.2,
+      "text-valign": "center", "text-halign": "center", "min-zoomed-font-size": 7, color: "#102027",
+      "background-color": "#eceff1", "border-width": 1, "border-color": "#90a4ae", width: BOX, height: 64,
+      shape: "round-rectangle" } },
     { selector: "node[kind = 'lot']", style: { "background-color": "data(color)", color: "#fff", "text-outline-width": 0 } },
-    { selector: "node[kind = 'shipment']", style: { shape: "tag", width: 150, height: 40, "background-color": "#e3f2fd", "border-color": "#1565c0" } },
+    { selector: "node[kind = 'shipment']", style: { shape: "tag", "background-color": "#e3f2fd", "border-color": "#1565c0", "text-max-width": BOX - 24, height: 50 } },
     { selector: "node[kind = 'shipment'][?open]", style: { "border-width": 3, "border-style": "dashed" } },
-    { selector: "node[kind = 'supplier'], node[kind = 'customer']", style: { shape: "barrel", width: 170, height: 44, "background-color": "#fff8e1", "border-color": "#8d6e63" } },
-    { selector: "node[?alerted]", style: { "border-width": 5, "border-color": "#d50000" } },
-    { selector: "node.center", style: { "border-width": 5, "border-color": "#0d47a1", "font-weight": "bold" } },
-    { selector: "node:selected", style: { "overlay-color": "#0d47a1", "overlay-opacity": 0.25 } },
+    { selector: "node[kind = 'supplier'], node[kind = 'customer']", style: { shape: "barrel", height: 50, "background-color": "#fff8e1", "border-color": "#8d6e63" } },
+    // An alert is a red ring just outside the box (a QC FAIL box is red itself), and the searched
+    // lot a blue halo outside that: the two never hide each other (MK-201 has both).
+    { selector: "node[?alerted]", style: { "outline-width": 4, "outline-color": "#d50000", "outline-offset": 2, "outline-opacity": 1 } },
+    { selector: "node.center", style: {
+      "underlay-color": "#0d47a1", "underlay-padding": 11, "underlay-opacity": 1, "underlay-shape": "round-rectangle",
+      "font-weight": "bold" } },
+    { selector: "node:selected", style: { "overlay-color": "#0d47a1", "overlay-opacity": 0.25, "overlay-padding": 6 } },
     { selector: "edge", style: {
       width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#90a4ae",
-      "target-arrow-color": "#90a4ae", label: "data(quantity)", "font-size": 9, "min-zoomed-font-size": 8,
-      "text-background-color": "#fff", "text-background-opacity": 0.8 } },
+      "target-arrow-color": "#90a4ae", label: "data(quantity)", "font-size": FONT, "min-zoomed-font-size": 7,
+      "text-wrap": "wrap", "text-max-width": 64, "text-background-color": "#fafafa", "text-background-opacity": 1,
+      "text-background-padding": 1, color: "#263238" } },
+    // A flow that skips layers goes through the points the server kept free for it.
+    { selector: "edge[?bent]", style: {
+      "curve-style": "segments", "segment-distances": "data(distances)", "segment-weights": "data(weights)",
+      "edge-distances": "node-position" } },
     { selector: "edge[kind = 'in transit']", style: { "line-style": "dashed", "line-color": "#1565c0" } },
   ];
   // Past this many nodes: straight edges without arrows or labels (quantities are in the panel),
@@ -64,8 +90,25 @@
         classes: n.kind === "lot" && n.lot === g.center ? "center" : "",
       });
     }
-    for (const e of g.edges) out.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, kind: e.kind, quantity: e.quantity } });
+    const at = new Map(g.nodes.map((n) => [n.id, n]));
+    for (const e of g.edges) {
+      const data = { id: e.id, source: e.source, target: e.target, kind: e.kind, quantity: e.quantity };
+      if (e.bends && e.bends.length) Object.assign(data, { bent: true }, segments(at.get(e.source), at.get(e.target), e.bends));
+      out.push({ group: "edges", data });
+    }
     return out;
+  }
+
+  /* Cytoscape's segments are (distance, weight) pairs relative to the line between the two
+   * node centres: weight along it (0 at the source, 1 at the target), distance across it. */
+  function segments(a, b, points) {
+    const dx = b.x - a.x, dy = b.y - a.y, len2 = dx * dx + dy * dy || 1, len = Math.sqrt(len2);
+    const weights = [], distances = [];
+    for (const p of points) {
+      weights.push(((p.x - a.x) * dx + (p.y - a.y) * dy) / len2);
+      distances.push(((p.y - a.y) * dx - (p.x - a.x) * dy) / len);
+    }
+    return { weights, distances };
   }
 
   /* A graph of more than PREVIEW nodes is first drawn as a plain canvas picture of the same
@@ -93,7 +136,7 @@
     }
     ctx.stroke();
     for (const n of g.nodes) {
-      const w = (n.kind === "lot" ? 210 : 160) * scale, h = 50 * scale;
+      const w = BOX * scale, h = 50 * scale;
       ctx.fillStyle = n.kind === "lot" ? QC_COLORS[n.qc] || QC_COLORS.NONE : n.kind === "shipment" ? "#90caf9" : "#ffe0b2";
       ctx.fillRect(px(n.x) - w / 2, py(n.y) - h / 2, w, h);
       if (n.alert_count) {
@@ -137,6 +180,8 @@
     render();
     table(g);
     document.getElementById("center-lot").textContent = g.center;
+    document.getElementById("recall-link").href = `/recall?lot=${encodeURIComponent(g.center)}`;
+    container.setAttribute("aria-label", `Trace graph of ${g.center}; the same nodes are listed in the table below`);
   }
 
   let generation = 0;
@@ -163,7 +208,7 @@
         afterPaint(() => performance.mark("graph-interactive"));
       });
       cy.on("tap", "node", (event) => select(event.target.id(), true));
-      fit();
+      firstView(big);
       window.lotledgerGraph = cy;
     };
     if (picture) afterPaint(build); // let the picture reach the screen first
@@ -174,7 +219,20 @@
   }
 
   function fit() {
-    cy.fit(undefined, 30);
+    cy.fit(undefined, 24);
+  }
+
+  /* The whole trace if its text is then at least MIN_TEXT pixels (and no bigger than 1.4
+   * times its size); else MIN_TEXT, centred on the searched lot. A trace of more than BIG
+   * nodes shows no labels, so it is simply fitted. */
+  function firstView(big) {
+    fit();
+    if (big) return;
+    const readable = MIN_TEXT / FONT, largest = 1.4;
+    if (cy.zoom() >= readable && cy.zoom() <= largest) return;
+    const centre = cy.nodes(".center");
+    cy.zoom(Math.min(Math.max(cy.zoom(), readable), largest));
+    cy.center(centre.length ? centre : undefined);
   }
 
   function table(g) {
@@ -286,7 +344,11 @@
   window.addEventListener("popstate", async () => {
     const query = new URLSearchParams(location.search);
     const response = await fetch(`/api/trace?lot=${encodeURIComponent(query.get("lot"))}&depth=${query.get("depth") || ""}`);
-    if (response.ok) { graph = await response.json(); draw(graph); }
+    if (response.ok) {
+      graph = await response.json();
+      document.title = `Trace ${graph.center} \u00b7 lotledger`;
+      draw(graph);
+    }
   });
   document.getElementById("graph-controls").addEventListener("change", render);
   document.getElementById("fit").addEventListener("click", () => cy && fit());

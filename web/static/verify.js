@@ -22,7 +22,6 @@ const LL = (() => {
     for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
     return out;
   }
-  const toB64 = (u) => btoa(String.fromCharCode(...u));
   const hex = (u) => Array.from(u, (b) => b.toString(16).padStart(2, "0")).join("");
   function fromHex(text) {
     if (!/^([0-9a-f]{2})*$/i.test(text)) throw new Error(`not hex: ${text}`);
@@ -144,13 +143,13 @@ const LL = (() => {
       if (sn === 0) throw new Error("the proof is longer than the tree is deep");
       if (fn % 2 === 1 || fn === sn) {
         r = await nodeHash(p, r);
-        path.push({ side: "left", hash: toB64(p), result: toB64(r) });
+        path.push({ side: "left", hash: hex(p), result: hex(r) });
         if (fn % 2 === 0) {
           while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
         }
       } else {
         r = await nodeHash(r, p);
-        path.push({ side: "right", hash: toB64(p), result: toB64(r) });
+        path.push({ side: "right", hash: hex(p), result: hex(r) });
       }
       fn = Math.floor(fn / 2);
       sn = Math.floor(sn / 2);
@@ -165,12 +164,12 @@ const LL = (() => {
     const entry = b64(p.entry);
     const leaf = await sha256(cat([0], entry));
     const { root, path } = await rootFromInclusion(p.seq, p.tree_size, leaf, p.proof.map(b64));
-    if (!equal(root, checkpoint.root)) throw new Error(`entry ${p.seq}: the proof leads to root ${toB64(root)}, the signed checkpoint says ${toB64(checkpoint.root)}`);
+    if (!equal(root, checkpoint.root)) throw new Error(`entry ${p.seq}: the proof leads to root ${hex(root)}, the signed checkpoint says ${hex(checkpoint.root)}`);
     const e = fields(entry);
     if (Number(first(e, 1, 0n)) !== p.seq) throw new Error(`the entry bytes claim seq ${first(e, 1, 0n)}, not ${p.seq}`);
     const signed = fields(first(e, 4, new Uint8Array()));
     return {
-      leaf: toB64(leaf),
+      leaf: hex(leaf),
       path,
       recordBytes: first(signed, 1, new Uint8Array()),
       keyId: text(first(signed, 2, new Uint8Array())),
@@ -283,7 +282,7 @@ const LL = (() => {
       const out = document.getElementById("checkpoint-result");
       try {
         const cp = await openCheckpoint(document.getElementById("checkpoint-note").textContent, document.body.dataset.logKey);
-        render(out, { ok: true, steps: [{ ok: true, text: `${cp.origin}: ${cp.size} entries, root ${toB64(cp.root)}, signed by the log key` }], path: [] });
+        render(out, { ok: true, steps: [{ ok: true, text: `${cp.origin}: ${cp.size} entries, root ${hex(cp.root)}, signed by the log key` }], path: [] });
       } catch (err) {
         render(out, { ok: false, steps: [{ ok: false, text: String(err.message || err) }], path: [] });
       }
