@@ -146,6 +146,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    from speed import print_speed_of_day  # bench/speed.py: the machine's speed of the day
+
+    print_speed_of_day()
     work = Path(tempfile.mkdtemp(prefix="lotledger-bench-", dir=os.environ.get("BENCH_TMP")))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")

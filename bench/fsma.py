@@ -122,6 +122,9 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--sample", type=int, default=20_000, help="rows for the openpyxl ceiling")
     args = ap.parse_args()
+    from speed import print_speed_of_day  # bench/speed.py: the machine's speed of the day
+
+    print_speed_of_day()
     t = time.perf_counter()
     entries = workload(args.records)
     print(f"built {len(entries):,} entries in {time.perf_counter() - t:.1f} s (not measured)")

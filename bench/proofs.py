@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=2000)
     args = parser.parse_args()
+    from speed import print_speed_of_day  # bench/speed.py: the machine's speed of the day
+
+    print_speed_of_day()
     work = Path(tempfile.mkdtemp(prefix="lotledger-proofs-", dir=os.environ.get("BENCH_TMP")))
     try:
         log_key = SigningKey.generate()

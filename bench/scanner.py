@@ -67,6 +67,9 @@ def main() -> None:
     )
     parser.add_argument("--scans", type=int, default=5000)
     args = parser.parse_args()
+    from speed import print_speed_of_day  # bench/speed.py: the machine's speed of the day
+
+    print_speed_of_day()
     n = args.scans
     work = Path(tempfile.mkdtemp(prefix="lotledger-bench-", dir=os.environ.get("BENCH_TMP")))
     try:

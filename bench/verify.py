@@ -476,6 +476,9 @@ def main() -> None:
         default=Path(os.environ.get("BENCH_CACHE") or Path(tempfile.gettempdir()) / "lotledger-bench-cache"),
     )
     args = parser.parse_args()
+    from speed import print_speed_of_day  # bench/speed.py: the machine's speed of the day
+
+    print_speed_of_day()
     bundle, vkey = cached_bundle(args.cache, args.entries)
     log_key = NoteVerifier.from_string(vkey)
     mb = bundle.stat().st_size / 1e6

@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="100,1000,10000")
     args = parser.parse_args()
+    from speed import print_speed_of_day  # bench/speed.py: the machine's speed of the day
+
+    print_speed_of_day()
     sizes = [int(s) for s in args.sizes.split(",")]
 
     from playwright.sync_api import sync_playwright

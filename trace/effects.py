@@ -107,8 +107,11 @@ class ScanContext(Protocol):
         """The participant a location was registered to, or ""."""
         ...
 
-    def contents(self, sscc: str, before: int) -> dict[tuple[str, str], int]:
-        """(lot key, unit) -> billionths packed on the SSCC by the records before seq `before`."""
+    def contents(self, sscc: str, before: int, packer: str = "") -> dict[tuple[str, str], int]:
+        """(lot key, unit) -> billionths packed on the SSCC by the records before seq `before`;
+        with `packer`, by that participant's Aggregation records only (the owner of the
+        aggregation's location, else its submitter): under rules 3 another participant's
+        Aggregation cannot put lots on a pallet it does not hold."""
         ...
 
 
@@ -177,7 +180,7 @@ def scan_effects(
     where = s.location
     packed: dict[tuple[str, str], int] = {}
     if g.sscc and ctx is not None and s.meaning != PRODUCE:
-        packed = ctx.contents(g.sscc, seq if seq >= 0 else 2**63 - 1)
+        packed = ctx.contents(g.sscc, seq if seq >= 0 else 2**63 - 1, holder if scoped else "")
     if not packed and g.gtin and g.lot:
         unit, amount = scan_quantity(g)
         packed = {(lot_key(records_pb2.LotId(gtin=g.gtin, lot=g.lot)), unit): amount}

@@ -391,18 +391,21 @@ class TraceIndex:
     def owner(self, location: str) -> str:
         return self.owners.get(location, "")
 
-    def contents(self, sscc: str, before: int) -> dict[tuple[str, str], int]:
-        """What the Aggregation records before `before` left packed on an SSCC (nested SSCCs
-        counted in; a cycle of SSCCs counted once)."""
+    def contents(self, sscc: str, before: int, packer: str = "") -> dict[tuple[str, str], int]:
+        """What the Aggregation records before `before` (of `packer` only, if given: see
+        trace/effects.py ScanContext) left packed on an SSCC (nested SSCCs counted in; a cycle
+        of SSCCs counted once)."""
         out: dict[tuple[str, str], int] = {}
-        self._pack(sscc, before, out, {sscc})
+        self._pack(sscc, before, out, {sscc}, packer)
         return {k: n for k, n in out.items() if n > 0}
 
-    def _pack(self, sscc: str, before: int, out: dict[tuple[str, str], int], seen: set[str]) -> None:
+    def _pack(self, sscc: str, before: int, out: dict[tuple[str, str], int], seen: set[str], packer: str) -> None:
         seqs = [s for s in self.packed.get(sscc, []) if s < before and s not in self.retracted]
         children: dict[str, int] = {}
         for _, record in sorted(self.records.many(seqs).items()):
             agg = record.aggregation
+            if packer and (self.owner(agg.location) or record.submitter) != packer:
+                continue
             way = -1 if agg.action == records_pb2.AGGREGATION_ACTION_DELETE else 1
             for item in agg.lots:
                 key = (lot_key(item.lot), item.quantity.unit)
@@ -411,7 +414,7 @@ class TraceIndex:
                 children[child] = children.get(child, 0) + way
         for child, n in children.items():
             if n > 0 and child not in seen:
-                self._pack(child, before, out, seen | {child})
+                self._pack(child, before, out, seen | {child}, packer)
 
     def unit_id(self, unit: str) -> int:
         found = self._unit_ids.get(unit)

@@ -31,10 +31,14 @@ def ts(t: int) -> Timestamp:
 class Floor:
     """A ledger's worth of records, applied the way the live index applies them."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_rules: int = 0) -> None:
         self.records = ListRecords()
         self.index = TraceIndex(self.records)
         self.alerts: list[set[str]] = []
+        if log_rules:  # a genesis entry stating the rules (without one: rules 1)
+            r = records_pb2.Record(record_id="genesis", submitter="admin")
+            r.participant_registered.participant_id, r.participant_registered.rules_version = "admin", log_rules
+            self.add(r)
 
     def add(self, record: records_pb2.Record) -> set[str]:
         seq = self.records.append(record)
@@ -77,10 +81,11 @@ class Floor:
         lots: dict[tuple[str, str], str] | None = None,
         children: tuple[str, ...] = (),
         add: bool = True,
+        by: str = "plant",
     ) -> None:
-        r = records_pb2.Record(record_id=f"agg/{len(self.records.items)}", submitter="plant")
+        r = records_pb2.Record(record_id=f"agg/{len(self.records.items)}", submitter=by)
         a = r.aggregation
-        a.parent_sscc, a.location = parent, "plant/pack"
+        a.parent_sscc, a.location = parent, f"{by}/pack"
         a.action = records_pb2.AGGREGATION_ACTION_ADD if add else records_pb2.AGGREGATION_ACTION_DELETE
         for (gtin, lot), amount in (lots or {}).items():
             item = a.lots.add()
@@ -234,3 +239,18 @@ def test_scan_state_survives_a_snapshot() -> None:
     for index in (f.index, restored):
         index.apply(seq, r)
         assert set(upstream(index, KEY["B1"]).depth) == {KEY["B1"], KEY["F1"]}
+
+
+def test_under_rules_3_only_the_pallets_holder_packs_it() -> None:
+    """A partner's Aggregation naming the plant's pallet cannot put its lots into the plant's
+    shipment (and so into the plant's recall) under rules 3; rules 1 counted every packer."""
+    shipped = {}
+    for log_rules in (1, 3):
+        f = Floor(log_rules)
+        f.location("plant/bay", "plant")
+        f.pack(PALLET, {FLOUR: "6"})
+        f.pack(PALLET, {SUGAR: "9"}, by="acme")
+        f.scan(S, "plant/bay", sscc=PALLET, device="bay-1")
+        view = downstream(f.index, KEY["F1"]).shipment_views["sscc/" + PALLET]
+        shipped[log_rules] = sorted(key for key, _, _ in view.lots)
+    assert shipped == {1: [KEY["F1"], KEY["S1"]], 3: [KEY["F1"]]}

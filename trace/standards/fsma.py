@@ -306,7 +306,7 @@ class FsmaBuilder:
         self.findings: list[Finding] = []
         self._origins: dict[str, Origin] = {}
         self._shipments: dict[str, ShipInfo] = {}
-        self._packed: dict[str, list[tuple[int, records_pb2.Aggregation]]] = {}
+        self._packed: dict[str, list[tuple[int, records_pb2.Aggregation, str]]] = {}  # (seq, it, submitter)
         self._latest: dict[str, int] = {}  # record id -> seq of the correction in force
         self._parties: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
 
@@ -329,15 +329,15 @@ class FsmaBuilder:
         loc = self.registry.locations.get(location)
         return loc.participant_id if loc else ""
 
-    def contents(self, sscc: str, before: int) -> dict[tuple[str, str], int]:
+    def contents(self, sscc: str, before: int, packer: str = "") -> dict[tuple[str, str], int]:
         out: dict[tuple[str, str], int] = {}
-        self._pack(sscc, before, out, {sscc})
+        self._pack(sscc, before, out, {sscc}, packer)
         return {k: n for k, n in out.items() if n > 0}
 
-    def _pack(self, sscc: str, before: int, out: dict[tuple[str, str], int], seen: set[str]) -> None:
+    def _pack(self, sscc: str, before: int, out: dict[tuple[str, str], int], seen: set[str], packer: str) -> None:
         children: dict[str, int] = {}
-        for seq, agg in self._packed.get(sscc, []):
-            if seq >= before:
+        for seq, agg, submitter in self._packed.get(sscc, []):
+            if seq >= before or packer and (self.owner(agg.location) or submitter) != packer:
                 continue
             way = -1 if agg.action == records_pb2.AGGREGATION_ACTION_DELETE else 1
             for item in agg.lots:
@@ -347,7 +347,7 @@ class FsmaBuilder:
                 children[child] = children.get(child, 0) + way
         for child, n in children.items():
             if n > 0 and child not in seen:
-                self._pack(child, before, out, seen | {child})
+                self._pack(child, before, out, seen | {child}, packer)
 
     # ---- master data ------------------------------------------------------------------------
 
@@ -396,7 +396,8 @@ class FsmaBuilder:
             self._latest[record.record_id] = seq
             kind = record.WhichOneof("body")
         if kind == "aggregation":
-            self._packed.setdefault(record.aggregation.parent_sscc, []).append((seq, record.aggregation))
+            agg = record.aggregation
+            self._packed.setdefault(agg.parent_sscc, []).append((seq, agg, record.submitter))
             return
         if kind not in ("material_received", "shipment", "receipt", "production_run", "scan"):
             return
