@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +28,7 @@ from typing import BinaryIO
 from lotledger.audit.monitor import Monitor, Round, TilesLog
 from lotledger.audit.restore import own_signature_only
 from lotledger.audit.state_dir import StateDir
-from lotledger.audit.tiles_http import TilesSource, TileStore
+from lotledger.audit.tiles_http import TeeSource, TilesSource, TileStore
 from lotledger.audit.verify import EntrySource, VerifyReport
 from lotledger.ledger.errors import ResourceExhausted, StorageError, VerificationFailed
 from lotledger.ledger.log import SignedCheckpoint
@@ -36,7 +36,6 @@ from lotledger.ledger.publish import Publisher
 from lotledger.ledger.replica import ReplicaWriter
 from lotledger.ledger.store import tree_key
 from lotledger.ledger.tlog import merkle
-from lotledger.ledger.tlog.bundle import Increment, KeyHistoryEntry
 from lotledger.signing.cosignature import CosignatureSigner
 from lotledger.signing.keys import SigningKey
 from lotledger.signing.note import Checkpoint, NoteVerifier, parse_note
@@ -45,41 +44,21 @@ _LEN = struct.Struct(">I")
 BATCH = 2000
 
 
-class _Spooled:
-    """A TilesSource whose entries are also appended to a spool file as they are read."""
+def _spooler(spool: BinaryIO) -> Callable[[list[bytes]], None]:
+    """What keeps each entry the mirror verifies: appended to the spool file, a full disk
+    refused as DISK_FULL."""
 
-    def __init__(self, source: TilesSource, spool: BinaryIO) -> None:
-        self.source = source
-        self.spool = spool
+    def keep(entries: list[bytes]) -> None:
+        try:
+            for entry in entries:
+                spool.write(_LEN.pack(len(entry)) + entry)
+        except OSError as e:
+            raise ResourceExhausted(
+                f"{spool.name}: cannot write ({e.strerror or e}): is the mirror's disk full?",
+                reason="DISK_FULL",
+            ) from e
 
-    def checkpoint_note(self) -> bytes:
-        return self.source.checkpoint_note()
-
-    def increment(self) -> Increment | None:
-        return None
-
-    def key_history(self) -> Iterator[KeyHistoryEntry]:
-        return iter(())
-
-    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
-        return self.source.consistency_proof(old_size, new_size)
-
-    def check_store(self, log_key: NoteVerifier) -> None:
-        self.source.check_store(log_key)
-
-    def entries(self, start: int, end: int, prefix_root: bytes | None = None) -> Iterator[bytes]:
-        for entry in self.source.entries(start, end, prefix_root):
-            try:
-                self.spool.write(_LEN.pack(len(entry)) + entry)
-            except OSError as e:
-                raise ResourceExhausted(
-                    f"{self.spool.name}: cannot write ({e.strerror or e}): is the mirror's disk full?",
-                    reason="DISK_FULL",
-                ) from e
-            yield entry
-
-    def close(self) -> None:
-        self.source.close()
+    return keep
 
 
 class _MirrorLog(TilesLog):
@@ -92,7 +71,7 @@ class _MirrorLog(TilesLog):
 
     def source(self, note: bytes) -> EntrySource:
         self.spool = self.spool_path.open("wb", buffering=0)  # unbuffered: a full disk fails the write itself
-        source = _Spooled(TilesSource(self.store, note), self.spool)
+        source = TeeSource(TilesSource(self.store, note), _spooler(self.spool))
         self._sources.append(source.source)
         return source
 

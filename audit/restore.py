@@ -25,16 +25,15 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lotledger.audit.tiles_http import TilesSource, TileStore
+from lotledger.audit.tiles_http import TeeSource, TilesSource, TileStore
 from lotledger.audit.verify import verify_log
 from lotledger.ledger.errors import RequestError
 from lotledger.ledger.fsck import check_store
 from lotledger.ledger.replica import ReplicaWriter
-from lotledger.ledger.tlog.bundle import Increment, KeyHistoryEntry
 from lotledger.ledger.verify.verifier import open_signed_checkpoint
 from lotledger.signing.files import atomic_write, fsync_dir
 from lotledger.signing.keys import SigningKey
@@ -50,40 +49,6 @@ class RestoreReport:
     tree_size: int
     root_hash: bytes
     seconds: float
-
-
-class _Tee:
-    """An EntrySource that hands every entry the verifier reads to the replica writer too."""
-
-    def __init__(self, source: TilesSource, writer: ReplicaWriter) -> None:
-        self.source = source
-        self.writer = writer
-
-    def checkpoint_note(self) -> bytes:
-        return self.source.checkpoint_note()
-
-    def increment(self) -> Increment | None:
-        return None
-
-    def key_history(self) -> Iterator[KeyHistoryEntry]:
-        return iter(())
-
-    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
-        return self.source.consistency_proof(old_size, new_size)
-
-    def check_store(self, log_key: NoteVerifier) -> None:
-        self.source.check_store(log_key)
-
-    def entries(self, start: int, end: int, prefix_root: bytes | None = None) -> Iterator[bytes]:
-        batch: list[bytes] = []
-        for entry in self.source.entries(start, end, prefix_root):
-            batch.append(entry)
-            if len(batch) >= BATCH:
-                self.writer.add(batch)
-                batch = []
-            yield entry
-        if batch:
-            self.writer.add(batch)
 
 
 def own_signature_only(note: bytes, origin: str) -> bytes:
@@ -130,7 +95,7 @@ def restore(
         try:
             source = TilesSource(store, note)
             try:
-                report = verify_log(_Tee(source, writer), log_key, progress=progress)
+                report = verify_log(TeeSource(source, writer.add, batch=BATCH), log_key, progress=progress)
             finally:
                 source.close()
             writer.add_checkpoint(report.size, own_signature_only(note, cp.origin))

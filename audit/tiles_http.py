@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -405,3 +405,43 @@ class TilesSource:
         for f in self._fetchers:
             f.close()
         self._fetchers.clear()
+
+
+class TeeSource:
+    """A TilesSource (for `verify_log`) that also hands every entry the verifier reads to
+    `keep`, in batches of `batch` (the last one short), each before its last entry is yielded:
+    how restore and the mirror store a log as they verify it, in one pass over the tiles."""
+
+    def __init__(self, source: TilesSource, keep: Callable[[list[bytes]], None], *, batch: int = 1) -> None:
+        self.source = source
+        self.keep = keep
+        self.batch = batch
+
+    def checkpoint_note(self) -> bytes:
+        return self.source.checkpoint_note()
+
+    def increment(self) -> Increment | None:
+        return None
+
+    def key_history(self) -> Iterator[KeyHistoryEntry]:
+        return iter(())
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes] | None:
+        return self.source.consistency_proof(old_size, new_size)
+
+    def check_store(self, log_key: NoteVerifier) -> None:
+        self.source.check_store(log_key)
+
+    def entries(self, start: int, end: int, prefix_root: bytes | None = None) -> Iterator[bytes]:
+        held: list[bytes] = []
+        for entry in self.source.entries(start, end, prefix_root):
+            held.append(entry)
+            if len(held) >= self.batch:
+                self.keep(held)
+                held = []
+            yield entry
+        if held:
+            self.keep(held)
+
+    def close(self) -> None:
+        self.source.close()

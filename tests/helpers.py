@@ -13,6 +13,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
 from lotledger.ledger.core.records import sign
 from lotledger.ledger.errors import StorageError
 from lotledger.ledger.log import Ledger, LedgerConfig
@@ -192,3 +196,12 @@ def scan_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo of a refused call (its reason and field): every refusal carries one."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, f"{err.code()} without details: {err.details()}"
+    info = error_details_pb2.ErrorInfo()
+    assert any(d.Unpack(info) for d in status.details)
+    return info

@@ -191,8 +191,8 @@ def admit(
       3. under rules 2, ownership (`check_ownership`): a shipment is sent by its submitter
          under a shipment id no other participant holds; a receipt is made by the consignee
          (and the shipment owner it names, if any, is the one holding the id); under rules 3
-         (`check_scoped_ownership`) the same, with shipments named by owner and id, so that
-         no shipment id is anyone's but its sender's;
+         the same, with shipments named by owner and id, so that no shipment id is anyone's
+         but its sender's;
       4. a correction corrects an earlier record, of the same kind, by its submitter or an
          admin, and the corrected body keeps the original's ownership (with `complete` False
          and the target unknown: `correction_unchecked`);
@@ -219,10 +219,8 @@ def admit(
         original = earlier(record_key(log_rules, owner, c.corrects_record_id))
         if original is not None:
             check_correction(record, original, registry)
-            if log_rules >= rules.RULES_3:
-                check_scoped_ownership(c.corrected, original.submitter, earlier)
-            elif log_rules >= rules.RULES_2:
-                check_ownership(c.corrected, original.submitter, earlier)
+            if log_rules >= rules.RULES_2:
+                check_ownership(c.corrected, original.submitter, earlier, log_rules)
         elif complete:
             raise InvalidRecord(
                 f"correction.corrects_record_id: no record {c.corrects_record_id!r} earlier in the log"
@@ -232,10 +230,8 @@ def admit(
             )
         else:
             unchecked = True
-    elif log_rules >= rules.RULES_3:
-        claims.update(check_scoped_ownership(record, record.submitter, earlier))
     elif log_rules >= rules.RULES_2:
-        claims.update(check_ownership(record, record.submitter, earlier))
+        claims.update(check_ownership(record, record.submitter, earlier, log_rules))
     if kind in ADMIN_KINDS:
         registry.check_and_apply(record, seq)
         if registry.rules != log_rules:  # the genesis entry states the rules, its own key included
@@ -243,17 +239,30 @@ def admit(
     return Admission(claims, unchecked)
 
 
-def check_ownership(body: records_pb2.Record, owner: str, earlier: Callable[[str], Seen | None]) -> dict[str, Seen]:
-    """Step 3 of `admit` (rules 2): no record speaks for another participant. `owner`: whose
-    record `body` is (its submitter; for a correction, the corrected record's submitter).
-    Returns the claims a new shipment makes (its id and its consignee). A shipment id the
-    history does not hold is unclaimed (a receipt of it is an irregularity to flag, not refuse).
+def check_ownership(
+    body: records_pb2.Record, owner: str, earlier: Callable[[str], Seen | None], log_rules: int
+) -> dict[str, Seen]:
+    """Step 3 of `admit` (rules 2 and later): no record speaks for another participant.
+    `owner`: whose record `body` is (its submitter; for a correction, the corrected record's
+    submitter). Returns the claims a shipment makes the first time its owner uses the id.
+
+    - Rules 2: a shipment id is one name for everyone, held by its first sender (claims: its
+      id and its consignee); a ship scan's record id is a shipment id too; `sscc/` ids are the
+      pallets'; a receipt's optional `shipment_owner` must be the holder.
+    - Rules 3: a shipment is named by its sender and id (claim: its consignee under
+      `<owner>/<id>`), so no participant can take or squat another's id; a ship scan is named
+      by its submitter and record id, already its own; a receipt names the owner (required by
+      validation).
+
+    A receipt of a shipment the history does not hold is an irregularity to flag
+    (RECEIPT_WITHOUT_SHIPMENT), not to refuse.
 
     Raises PermissionDenied (NOT_YOUR_SHIPMENT, SHIPMENT_ID_TAKEN, NOT_YOUR_RECEIPT,
     NOT_THE_CONSIGNEE) or InvalidRecord (SHIPMENT_OWNER_MISMATCH, RESERVED_SHIPMENT_ID).
     """
+    scoped = rules.scoped_shipments(log_rules)
     kind = body.WhichOneof("body")
-    if kind == "scan" and body.scan.meaning == records_pb2.SCAN_MEANING_SHIP and not body.scan.gs1.sscc:
+    if kind == "scan" and body.scan.meaning == records_pb2.SCAN_MEANING_SHIP and not body.scan.gs1.sscc and not scoped:
         # A ship scan of a lot is a shipment of its own, named by the scan's record id (the
         # trace index's `shipment:<record id>`): the same namespace as shipment ids, so the same
         # owner rule, or two partners' scans with one record id would be one shipment.
@@ -268,7 +277,7 @@ def check_ownership(body: records_pb2.Record, owner: str, earlier: Callable[[str
         return {} if held is not None else {shipment_key(body.record_id): Seen(owner, "shipment")}
     if kind == "shipment":
         s = body.shipment
-        if s.shipment_id.startswith(SSCC_SHIPMENTS):
+        if not scoped and s.shipment_id.startswith(SSCC_SHIPMENTS):
             raise InvalidRecord(
                 f"shipment.shipment_id: {SSCC_SHIPMENTS!r} begins the shipments that ship scans of an SSCC "
                 "make (a pallet's own shipment); name yours otherwise",
@@ -282,6 +291,9 @@ def check_ownership(body: records_pb2.Record, owner: str, earlier: Callable[[str
                 reason="NOT_YOUR_SHIPMENT",
                 field="shipment.from_participant",
             )
+        if scoped:
+            key = consignee_key(s.shipment_id, owner)
+            return {} if earlier(key) is not None else {key: Seen(s.to_participant, "consignee")}
         held = earlier(shipment_key(s.shipment_id))
         if held is not None and held.submitter != owner:
             raise PermissionDenied(
@@ -304,61 +316,19 @@ def check_ownership(body: records_pb2.Record, owner: str, earlier: Callable[[str
                 reason="NOT_YOUR_RECEIPT",
                 field="receipt.participant",
             )
-        held = earlier(shipment_key(r.shipment_id))
-        if held is not None and r.shipment_owner and held.submitter != r.shipment_owner:
-            raise InvalidRecord(
-                f"receipt.shipment_owner: {r.shipment_owner!r} sent no shipment {r.shipment_id!r}",
-                reason="SHIPMENT_OWNER_MISMATCH",
-                field="receipt.shipment_owner",
-            )
-        consignee = earlier(consignee_key(r.shipment_id))
+        if not scoped:
+            held = earlier(shipment_key(r.shipment_id))
+            if held is not None and r.shipment_owner and held.submitter != r.shipment_owner:
+                raise InvalidRecord(
+                    f"receipt.shipment_owner: {r.shipment_owner!r} sent no shipment {r.shipment_id!r}",
+                    reason="SHIPMENT_OWNER_MISMATCH",
+                    field="receipt.shipment_owner",
+                )
+        consignee = earlier(consignee_key(r.shipment_id, r.shipment_owner if scoped else ""))
         if consignee is not None and consignee.submitter != owner:
+            sent = f"shipment {r.shipment_id!r}" + (f" of {r.shipment_owner!r}" if scoped else "")
             raise PermissionDenied(
-                f"shipment {r.shipment_id!r} was not sent to {owner!r}: only its consignee records its receipt",
-                reason="NOT_THE_CONSIGNEE",
-                field="receipt.shipment_id",
-            )
-    return {}
-
-
-def check_scoped_ownership(
-    body: records_pb2.Record, owner: str, earlier: Callable[[str], Seen | None]
-) -> dict[str, Seen]:
-    """Step 3 of `admit` under rules 3: a shipment is named by its sender and id, so no
-    participant can take, squat or answer for another's shipment id. `owner`: whose record
-    `body` is. Returns the claim a shipment makes the first time its owner uses the id: its
-    consignee. A receipt names the shipment by owner and id (`shipment_owner`, required by
-    validation under rules 3); a receipt of a shipment the log does not hold is an
-    irregularity to flag (RECEIPT_WITHOUT_SHIPMENT), not to refuse.
-
-    Raises PermissionDenied (NOT_YOUR_SHIPMENT, NOT_YOUR_RECEIPT, NOT_THE_CONSIGNEE).
-    """
-    kind = body.WhichOneof("body")
-    if kind == "shipment":
-        s = body.shipment
-        if s.from_participant != owner:
-            raise PermissionDenied(
-                f"shipment.from_participant is {s.from_participant!r}, but this is {owner!r}'s record: "
-                "a shipment is sent by the participant that submits it",
-                reason="NOT_YOUR_SHIPMENT",
-                field="shipment.from_participant",
-            )
-        key = consignee_key(s.shipment_id, owner)
-        return {} if earlier(key) is not None else {key: Seen(s.to_participant, "consignee")}
-    if kind == "receipt":
-        r = body.receipt
-        if r.participant != owner:
-            raise PermissionDenied(
-                f"receipt.participant is {r.participant!r}, but this is {owner!r}'s record: "
-                "a receipt is made by the participant that received the goods",
-                reason="NOT_YOUR_RECEIPT",
-                field="receipt.participant",
-            )
-        consignee = earlier(consignee_key(r.shipment_id, r.shipment_owner))
-        if consignee is not None and consignee.submitter != owner:
-            raise PermissionDenied(
-                f"shipment {r.shipment_id!r} of {r.shipment_owner!r} was not sent to {owner!r}: "
-                "only its consignee records its receipt",
+                f"{sent} was not sent to {owner!r}: only its consignee records its receipt",
                 reason="NOT_THE_CONSIGNEE",
                 field="receipt.shipment_id",
             )

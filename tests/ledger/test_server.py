@@ -7,11 +7,9 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
-from helpers import log_state, new_record, quality_check, registration, revocation, shipment, signed
+from helpers import error_info, log_state, new_record, quality_check, registration, revocation, shipment, signed
 
 from lotledger.ledger.core.validation import MAX_RECORD_BYTES
 from lotledger.ledger.tlog import merkle
@@ -29,14 +27,6 @@ def raw_append(s: SimpleNamespace, signed_record: records_pb2.SignedRecord) -> g
     with pytest.raises(grpc.RpcError) as info:
         stub.Append(pb.AppendRequest(signed_record=signed_record), timeout=10)
     return info.value
-
-
-def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    assert status is not None, "the error carries no google.rpc.Status"
-    info = error_details_pb2.ErrorInfo()
-    assert status.details and status.details[0].Unpack(info)
-    return info
 
 
 def test_append_and_read_back(served: SimpleNamespace) -> None:

@@ -11,9 +11,7 @@ from types import SimpleNamespace
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from helpers import GTIN_A, log_state, shipment, signed
+from helpers import GTIN_A, error_info, log_state, shipment, signed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,14 +36,6 @@ LOT = f"01/{GTIN_A}/10/L1"
 SERVICE = pb.DESCRIPTOR.services_by_name["LedgerService"]
 # Timestamp's own range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 TS_MIN, TS_MAX = -62_135_596_800, 253_402_300_799
-
-
-def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    assert status is not None, f"{err.code()} without details: {err.details()}"
-    info = error_details_pb2.ErrorInfo()
-    assert any(d.Unpack(info) for d in status.details)
-    return info
 
 
 @pytest.fixture

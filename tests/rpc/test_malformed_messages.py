@@ -10,9 +10,7 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from helpers import log_state, shipment, signed
+from helpers import error_info, log_state, shipment, signed
 
 from lotledger.v1 import ledger_service_pb2 as pb
 
@@ -20,14 +18,6 @@ from lotledger.v1 import ledger_service_pb2 as pb
 GARBAGE = b"\x0a\xff\xff\xff\x0f\x01"
 SERVICE = pb.DESCRIPTOR.services_by_name["LedgerService"]
 UNARY = [m.name for m in SERVICE.methods if not m.client_streaming and not m.server_streaming]
-
-
-def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    assert status is not None, f"{err.code()} without details: {err.details()}"
-    info = error_details_pb2.ErrorInfo()
-    assert any(d.Unpack(info) for d in status.details)
-    return info
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Partners who cannot rewrite each other (ledger/core/admission.py: rules 2 `check_ownership`,
-rules 3 `check_scoped_ownership`), on a real loopback server: findings 2, 3 and 5 of the
+"""Partners who cannot rewrite each other (ledger/core/admission.py `check_ownership`, rules 2
+and 3), on a real loopback server: findings 2, 3 and 5 of the
 adversarial campaign, each refused with its status and reason and the log unchanged, and the
 recall the plant sees left as the plant wrote it. The same rules run in every verifier
 (tests/ledger/test_admission_differential.py)."""
